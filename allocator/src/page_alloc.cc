@@ -1,0 +1,167 @@
+#include "page_alloc.h"
+
+#include <cstring>
+#include <new>
+
+namespace cgslab {
+
+struct PageAlloc::ChunkMeta {
+  char* base;
+  ChunkMeta* next;
+  unsigned used;
+  uint64_t bitmap[kPagesPerChunk / 64];  // 1 = page in use
+  PageDesc pages[kPagesPerChunk];
+};
+
+static constexpr size_t kL1Size = size_t(1) << 14, kL2Size = size_t(1) << 14;
+PageAlloc::PageAlloc(platform::Platform& p) : plat_(p) {
+  l1_ = static_cast<std::atomic<std::atomic<ChunkMeta*>*>*>(
+      plat_.mem.map_metadata(kL1Size * sizeof(void*)));
+  if (!l1_) throw std::bad_alloc();
+}
+
+PageAlloc::~PageAlloc() {
+  {
+    platform::MutexLock g(lock_);
+    while (chunks_) release_chunk(chunks_);
+  }
+  for (size_t i = 0; i < kL1Size; ++i)
+    if (auto* leaf = l1_[i].load(std::memory_order_relaxed))
+      plat_.mem.unmap_metadata(leaf, kL2Size * sizeof(void*));
+  plat_.mem.unmap_metadata(l1_, kL1Size * sizeof(void*));
+}
+
+PageAlloc::ChunkMeta* PageAlloc::chunk_of(const void* p) const {
+  uintptr_t n = reinterpret_cast<uintptr_t>(p) >> kChunkShift;
+  size_t i1 = (n >> kL2Bits) & (kL1Size - 1), i2 = n & (kL2Size - 1);
+  if ((n >> (kL1Bits + kL2Bits)) != 0) return nullptr;
+  auto* leaf = l1_[i1].load(std::memory_order_acquire);
+  return leaf ? leaf[i2].load(std::memory_order_acquire) : nullptr;
+}
+
+PageAlloc::ChunkMeta* PageAlloc::new_chunk() {
+  const size_t msize = (sizeof(ChunkMeta) + 4095) & ~size_t(4095);
+  char* base = static_cast<char*>(plat_.mem.map_aligned(kChunkSize, kChunkSize));
+  if (!base) return nullptr;
+  auto* c = static_cast<ChunkMeta*>(plat_.mem.map_metadata(msize));
+  if (!c) {
+    plat_.mem.unmap(base, kChunkSize);
+    return nullptr;
+  }
+  new (c) ChunkMeta{};
+  c->base = base;
+  uintptr_t n = reinterpret_cast<uintptr_t>(base) >> kChunkShift;
+  size_t i1 = (n >> kL2Bits) & (kL1Size - 1), i2 = n & (kL2Size - 1);
+  auto* leaf = l1_[i1].load(std::memory_order_acquire);
+  if (!leaf) {
+    leaf = static_cast<std::atomic<ChunkMeta*>*>(plat_.mem.map_metadata(kL2Size * sizeof(void*)));
+    if (!leaf) {
+      plat_.mem.unmap_metadata(c, msize);
+      plat_.mem.unmap(base, kChunkSize);
+      return nullptr;
+    }
+    l1_[i1].store(leaf, std::memory_order_release);
+  }
+  leaf[i2].store(c, std::memory_order_release);
+  platform::asan_poison(base, kChunkSize);
+  c->next = chunks_;
+  chunks_ = c;
+  nr_chunks_.fetch_add(1, std::memory_order_relaxed);
+  return c;
+}
+
+void PageAlloc::release_chunk(ChunkMeta* c) {
+  for (ChunkMeta** pp = &chunks_; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  uintptr_t n = reinterpret_cast<uintptr_t>(c->base) >> kChunkShift;
+  l1_[(n >> kL2Bits) & (kL1Size - 1)].load(std::memory_order_relaxed)[n & (kL2Size - 1)].store(
+      nullptr, std::memory_order_release);
+  // The address range may be reused by anyone: its shadow must not stay poisoned.
+  platform::asan_unpoison(c->base, kChunkSize);
+  plat_.mem.unmap(c->base, kChunkSize);
+  plat_.mem.unmap_metadata(c, (sizeof(ChunkMeta) + 4095) & ~size_t(4095));
+  nr_chunks_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+static bool run_free(const uint64_t* bm, unsigned start, unsigned len) {
+  for (unsigned i = start; i < start + len; ++i)
+    if (bm[i / 64] & (uint64_t(1) << (i % 64))) return false;
+  return true;
+}
+
+PageDesc* PageAlloc::alloc(unsigned order) {
+  const unsigned len = 1u << order;
+  platform::MutexLock g(lock_);
+  ChunkMeta* found = nullptr;
+  unsigned at = 0;
+  for (ChunkMeta* c = chunks_; c && !found; c = c->next) {
+    if (c->used + len > kPagesPerChunk) continue;
+    for (unsigned i = 0; i + len <= kPagesPerChunk; i += len) {
+      if (c->bitmap[i / 64] == ~uint64_t(0)) {
+        i = (i / 64) * 64 + 64 - len;
+        continue;
+      }
+      if (run_free(c->bitmap, i, len)) {
+        found = c;
+        at = i;
+        break;
+      }
+    }
+  }
+  if (!found) {
+    found = new_chunk();
+    if (!found) return nullptr;
+    at = 0;
+  }
+  for (unsigned i = at; i < at + len; ++i) {
+    found->bitmap[i / 64] |= uint64_t(1) << (i % 64);
+    PageDesc& pd = found->pages[i];
+    std::memset(static_cast<void*>(&pd), 0, sizeof pd);
+    pd.kind = i == at ? PageKind::kSlab : PageKind::kTail;
+    pd.head = at;
+    pd.order = uint8_t(order);
+    pd.addr = found->base + size_t(i) * 4096;
+  }
+  found->used += len;
+  pages_in_use_.fetch_add(len, std::memory_order_relaxed);
+  platform::asan_unpoison(found->base + size_t(at) * 4096, size_t(len) * 4096);
+  return &found->pages[at];
+}
+
+void PageAlloc::free(PageDesc* pd) {
+  const unsigned len = 1u << pd->order;
+  platform::MutexLock g(lock_);
+  ChunkMeta* c = chunk_of(pd->addr);
+  CGSLAB_CHECK(plat_.reporter, c != nullptr, "freeing a page descriptor %p not in any chunk",
+               static_cast<void*>(pd));
+  if (!c) return;
+  unsigned at = unsigned(pd - c->pages);
+  for (unsigned i = at; i < at + len; ++i) {
+    c->bitmap[i / 64] &= ~(uint64_t(1) << (i % 64));
+    c->pages[i].kind = PageKind::kFree;
+  }
+  c->used -= len;
+  pages_in_use_.fetch_sub(len, std::memory_order_relaxed);
+  if (c->used == 0) {
+    release_chunk(c);
+    return;
+  }
+  char* addr = c->base + size_t(at) * 4096;
+  plat_.mem.discard(addr, size_t(len) * 4096);
+  platform::asan_poison(addr, size_t(len) * 4096);
+}
+
+PageDesc* PageAlloc::lookup(const void* p) const {
+  ChunkMeta* c = chunk_of(p);
+  if (!c) return nullptr;
+  size_t idx = size_t(static_cast<const char*>(p) - c->base) >> 12;
+  PageDesc* pd = &c->pages[idx];
+  if (pd->kind == PageKind::kTail) pd = &c->pages[pd->head];
+  return pd->kind == PageKind::kSlab ? pd : nullptr;
+}
+
+
+}  // namespace cgslab

@@ -1,0 +1,77 @@
+// page_alloc.h: slab page memory (kernel: the page allocator plus struct page).
+//
+// Memory comes from the OS in 1 MiB chunks (aligned to their size). Every 4 KiB page of a chunk
+// has a PageDesc in a metadata array mapped beside the chunk; a two-level radix table maps a
+// chunk number to its metadata, so object -> page descriptor is two loads and needs no malloc,
+// and a pointer the allocator does not own is recognised (no entry) without touching it.
+// Runs of 2^order pages (order <= 3) are allocated aligned to their size from a per-chunk bitmap.
+// Freed runs are given back to the OS at once (MADV_DONTNEED) and poisoned for ASan; a chunk
+// whose last run is freed is unmapped.
+//
+// Locking: alloc/free take `lock_`. lookup() is lock-free (radix entries are atomics) and is only
+// meaningful for pointers into live slabs, which keep their chunk mapped.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "list.h"
+#include "platform/platform.h"
+
+namespace cgslab {
+
+inline constexpr size_t kChunkShift = 20;
+inline constexpr size_t kChunkSize = size_t(1) << kChunkShift;
+inline constexpr size_t kPagesPerChunk = kChunkSize / 4096;
+inline constexpr unsigned kMaxOrder = 3;
+
+enum class PageKind : uint8_t { kFree = 0, kSlab, kTail };
+
+// kernel: struct page, the slab part of its union.
+struct PageDesc {
+  PageKind kind;
+  uint8_t order;
+  uint8_t list;         // which list of its cache the slab is on (slab layer)
+  uint8_t rcu_pending;  // TYPESAFE_BY_RCU slab waiting for its grace period
+  uint16_t inuse;       // objects handed out (including ones cached in cpu magazines)
+  uint16_t objects;     // objects in the slab
+  uint32_t head;        // kTail: index of the head page in the chunk
+  char* addr;           // the page's memory
+  void* freelist;       // free objects (slab layer)
+  void* slab_cache;     // owning cache (slab layer); the page knows its cache
+  ListNode lru;         // on its cache's partial or full list (slab layer)
+  platform::RcuHead rcu;  // delayed free of TYPESAFE_BY_RCU slabs
+};
+
+class PageAlloc {
+ public:
+  explicit PageAlloc(platform::Platform& p);
+  ~PageAlloc();
+
+  PageDesc* alloc(unsigned order) EXCLUDES(lock_);  // nullptr: OS or injected failure
+  void free(PageDesc* pd) EXCLUDES(lock_);
+  // Head descriptor of the slab holding p, or nullptr when p is not in a slab of ours.
+  PageDesc* lookup(const void* p) const;
+
+  size_t pages_in_use() const { return pages_in_use_.load(std::memory_order_relaxed); }
+  size_t chunks() const { return nr_chunks_.load(std::memory_order_relaxed); }
+
+ private:
+  struct ChunkMeta;
+
+ private:
+  static constexpr size_t kL1Bits = 14, kL2Bits = 14;
+  ChunkMeta* chunk_of(const void* p) const;
+  ChunkMeta* new_chunk() REQUIRES(lock_);
+  void release_chunk(ChunkMeta* c) REQUIRES(lock_);
+
+  platform::Platform& plat_;
+  platform::Mutex lock_{"page_alloc.lock"};
+  ChunkMeta* chunks_ GUARDED_BY(lock_) = nullptr;
+  std::atomic<std::atomic<ChunkMeta*>*>* l1_;  // [1 << kL1Bits] leaves of [1 << kL2Bits]
+  std::atomic<size_t> pages_in_use_{0};
+  std::atomic<size_t> nr_chunks_{0};
+};
+
+}  // namespace cgslab

@@ -1,0 +1,101 @@
+// mutex.h: the lock types of the allocator. Mutex (sleeping lock, kernel: mutex/spinlock) and
+// RwMutex (kernel: rw_semaphore), annotated for Clang's thread-safety analysis. Every acquisition
+// is a schedule point and every wait is bounded: a lock not obtained within wait_bound_seconds()
+// is reported as a hang naming the lock, instead of hanging the caller.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+
+#include "compiler.h"
+#include "sched.h"
+
+namespace cgslab::platform {
+
+class CAPABILITY("mutex") Mutex {
+ public:
+  explicit Mutex(const char* name) : name_(name) {}
+  void lock() ACQUIRE() {
+    CGSLAB_SCHED(kLock);
+    if (CGSLAB_LIKELY(m_.try_lock())) return;
+    lock_slow();
+  }
+  void unlock() RELEASE() {
+    m_.unlock();
+    CGSLAB_SCHED(kUnlock);
+  }
+  bool try_lock() TRY_ACQUIRE(true) { return m_.try_lock(); }
+  const char* name() const { return name_; }
+
+ private:
+  CGSLAB_SLOW_PATH void lock_slow() {
+    double bound = wait_bound_seconds();
+    if (!m_.try_lock_for(std::chrono::duration<double>(bound))) report_hang(name_, bound);
+  }
+  std::timed_mutex m_;
+  const char* name_;
+};
+
+class CAPABILITY("rwmutex") RwMutex {
+ public:
+  explicit RwMutex(const char* name) : name_(name) {}
+  void lock() ACQUIRE() {
+    CGSLAB_SCHED(kLock);
+    double bound = wait_bound_seconds();
+    if (!m_.try_lock_for(std::chrono::duration<double>(bound))) report_hang(name_, bound);
+  }
+  void unlock() RELEASE() {
+    m_.unlock();
+    CGSLAB_SCHED(kUnlock);
+  }
+  void lock_shared() ACQUIRE_SHARED() {
+    CGSLAB_SCHED(kLock);
+    if (CGSLAB_LIKELY(m_.try_lock_shared())) return;
+    double bound = wait_bound_seconds();
+    if (!m_.try_lock_shared_for(std::chrono::duration<double>(bound))) report_hang(name_, bound);
+  }
+  void unlock_shared() RELEASE_SHARED() {
+    m_.unlock_shared();
+    CGSLAB_SCHED(kUnlock);
+  }
+
+ private:
+  std::shared_timed_mutex m_;
+  const char* name_;
+};
+
+class SCOPED_CAPABILITY MutexLock {
+ public:
+  explicit MutexLock(Mutex& m) ACQUIRE(m) : m_(m) { m_.lock(); }
+  ~MutexLock() RELEASE() { m_.unlock(); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  Mutex& m_;
+};
+
+class SCOPED_CAPABILITY WriteLock {
+ public:
+  explicit WriteLock(RwMutex& m) ACQUIRE(m) : m_(m) { m_.lock(); }
+  ~WriteLock() RELEASE() { m_.unlock(); }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  RwMutex& m_;
+};
+
+class SCOPED_CAPABILITY ReadLock {
+ public:
+  explicit ReadLock(RwMutex& m) ACQUIRE_SHARED(m) : m_(m) { m_.lock_shared(); }
+  ~ReadLock() RELEASE() { m_.unlock_shared(); }
+  ReadLock(const ReadLock&) = delete;
+  ReadLock& operator=(const ReadLock&) = delete;
+
+ private:
+  RwMutex& m_;
+};
+
+}  // namespace cgslab::platform

@@ -1,0 +1,174 @@
+#include "rcu.h"
+
+#include <chrono>
+#include <set>
+#include <vector>
+
+#include "report.h"
+
+namespace cgslab::platform {
+
+namespace {
+std::mutex g_domains_mu;
+std::set<uint64_t>& live_domains() {
+  static std::set<uint64_t>* s = new std::set<uint64_t>;
+  return *s;
+}
+std::atomic<uint64_t> g_next_uid{1};
+}  // namespace
+
+// Per-thread reader records, one per domain the thread has read-locked. Released at thread exit
+// so that records are recycled (domains that are gone are skipped).
+struct RcuThreadReaders {
+  struct Entry {
+    uint64_t uid;
+    Rcu* dom;
+    void* reader;
+  };
+  std::vector<Entry> entries;
+  ~RcuThreadReaders() {
+    std::lock_guard<std::mutex> g(g_domains_mu);
+    for (auto& e : entries)
+      if (live_domains().count(e.uid))
+        static_cast<Rcu::Reader*>(e.reader)->used.store(false, std::memory_order_release);
+  }
+};
+static thread_local RcuThreadReaders t_readers;
+
+Rcu::Rcu(SlotTable& slots) : slots_(slots), uid_(g_next_uid.fetch_add(1)) {
+  {
+    std::lock_guard<std::mutex> g(g_domains_mu);
+    live_domains().insert(uid_);
+  }
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+Rcu::~Rcu() {
+  {
+    std::lock_guard<std::mutex> g(cb_mu_);
+    stop_ = true;
+  }
+  cb_cv_.notify_all();
+  thread_.join();
+  std::lock_guard<std::mutex> g(g_domains_mu);
+  live_domains().erase(uid_);
+}
+
+Rcu::Reader* Rcu::register_reader() {
+  unsigned n = nr_readers_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i) {
+    bool expected = false;
+    if (!readers_[i].used.load(std::memory_order_relaxed) &&
+        readers_[i].used.compare_exchange_strong(expected, true))
+      return &readers_[i];
+  }
+  for (;;) {
+    n = nr_readers_.load(std::memory_order_acquire);
+    if (n >= kMaxReaders) report_hang("a free RCU reader record (more than 1024 reader threads)", 0);
+    bool expected = false;
+    if (readers_[n].used.compare_exchange_strong(expected, true)) {
+      unsigned want = n;
+      nr_readers_.compare_exchange_strong(want, n + 1);
+      return &readers_[n];
+    }
+    unsigned want = n;
+    nr_readers_.compare_exchange_strong(want, n + 1);
+  }
+}
+
+Rcu::Reader* Rcu::my_reader() {
+  for (auto& e : t_readers.entries)
+    if (e.dom == this && e.uid == uid_) return static_cast<Reader*>(e.reader);
+  // A stale entry for a dead domain at the same address is replaced.
+  for (auto it = t_readers.entries.begin(); it != t_readers.entries.end(); ++it)
+    if (it->dom == this) {
+      t_readers.entries.erase(it);
+      break;
+    }
+  Reader* r = register_reader();
+  r->nesting = 0;
+  t_readers.entries.push_back({uid_, this, r});
+  return r;
+}
+
+void Rcu::read_lock() {
+  CGSLAB_SCHED(kRcuReadLock);
+  Reader* r = my_reader();
+  if (r->nesting++ == 0) r->ctr.store(gp_seq_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+}
+
+void Rcu::read_unlock() {
+  Reader* r = my_reader();
+  if (r->nesting == 0) return;  // unbalanced unlock is reported by the caller
+  if (--r->nesting == 0) r->ctr.store(0, std::memory_order_seq_cst);
+  CGSLAB_SCHED(kRcuReadUnlock);
+}
+
+bool Rcu::in_read_section() { return my_reader()->nesting > 0; }
+
+void Rcu::synchronize() {
+  CGSLAB_SCHED(kRcuSync);
+  std::lock_guard<std::mutex> g(gp_mu_);
+  uint64_t gp = gp_seq_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  for (unsigned i = 0; i < slots_.size(); ++i) slots_.wait_changed(i, slots_.snapshot(i));
+  unsigned n = nr_readers_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i) {
+    for (uint64_t spins = 0;; ++spins) {
+      uint64_t c = readers_[i].ctr.load(std::memory_order_seq_cst);
+      if (c == 0 || c >= gp) break;
+      SlotTable::backoff(spins, "an RCU reader to leave its read-side section (synchronize_rcu)");
+    }
+  }
+}
+
+void Rcu::call(RcuHead* head, void (*func)(RcuHead*)) {
+  head->func = func;
+  head->next = nullptr;
+  {
+    std::lock_guard<std::mutex> g(cb_mu_);
+    *cb_tail_ = head;
+    cb_tail_ = &head->next;
+    enqueued_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  cb_cv_.notify_one();
+}
+
+void Rcu::barrier() {
+  uint64_t target = enqueued_.load(std::memory_order_acquire);
+  std::unique_lock<std::mutex> g(cb_mu_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_bound_seconds());
+  while (completed_.load(std::memory_order_acquire) < target) {
+    if (done_cv_.wait_until(g, deadline) == std::cv_status::timeout &&
+        completed_.load(std::memory_order_acquire) < target)
+      report_hang("queued RCU callbacks to run (rcu_barrier)", wait_bound_seconds());
+  }
+}
+
+void Rcu::thread_main() {
+  for (;;) {
+    RcuHead* batch;
+    {
+      std::unique_lock<std::mutex> g(cb_mu_);
+      cb_cv_.wait(g, [&] { return stop_ || cb_head_ != nullptr; });
+      if (!cb_head_ && stop_) return;
+      batch = cb_head_;
+      cb_head_ = nullptr;
+      cb_tail_ = &cb_head_;
+    }
+    synchronize();
+    uint64_t n = 0;
+    while (batch) {
+      RcuHead* next = batch->next;
+      batch->func(batch);
+      batch = next;
+      ++n;
+    }
+    {
+      std::lock_guard<std::mutex> g(cb_mu_);
+      completed_.fetch_add(n, std::memory_order_acq_rel);
+    }
+    done_cv_.notify_all();
+  }
+}
+
+}  // namespace cgslab::platform

@@ -1,0 +1,79 @@
+// rcu.h: the project's own RCU, one domain per Allocator (kernel: rcu_read_lock, synchronize_rcu,
+// call_rcu, rcu_barrier). Built from seq_cst atomics only, so ThreadSanitizer sees every edge.
+//
+// Two kinds of readers, one grace period:
+//  - cpu-slot owners (SlotTable): the allocation fast path runs with a slot owned, which is an
+//    RCU-sched section (kernel: preemption disabled). synchronize() waits for each slot owned at
+//    its start to be released.
+//  - explicit readers (read_lock/unlock, for TYPESAFE_BY_RCU users and the cgroup lookups):
+//    each thread has a reader record per domain holding the grace-period number it entered at
+//    (0 = outside). synchronize() bumps gp_seq and waits for every record entered before it.
+// Callbacks (call) run on the domain's own thread after a grace period, in queue order; barrier()
+// waits until every callback queued before it has run. Every wait is bounded (sched.h).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "cpu_slots.h"
+
+namespace cgslab::platform {
+
+struct RcuHead {
+  RcuHead* next = nullptr;
+  void (*func)(RcuHead*) = nullptr;
+};
+
+class Rcu {
+ public:
+  static constexpr unsigned kMaxReaders = 1024;
+
+  explicit Rcu(SlotTable& slots);
+  ~Rcu();
+  Rcu(const Rcu&) = delete;
+  Rcu& operator=(const Rcu&) = delete;
+
+  void read_lock();
+  void read_unlock();
+  bool in_read_section();
+  void synchronize();  // must not be called with a slot owned or inside a read section
+  void call(RcuHead* head, void (*func)(RcuHead*));
+  void barrier();
+  uint64_t pending() const {
+    return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
+  }
+  uint64_t gp_seq() const { return gp_seq_.load(std::memory_order_acquire); }
+
+ private:
+  struct alignas(64) Reader {
+    std::atomic<uint64_t> ctr{0};   // gp number at outermost read_lock, 0 when outside
+    std::atomic<bool> used{false};
+    unsigned nesting = 0;           // touched by the owning thread only
+  };
+  Reader* my_reader();
+  Reader* register_reader();
+  void thread_main();
+  friend struct RcuThreadReaders;
+
+  SlotTable& slots_;
+  const uint64_t uid_;
+  std::atomic<uint64_t> gp_seq_{1};
+  std::mutex gp_mu_;                // one grace period at a time
+  Reader readers_[kMaxReaders];
+  std::atomic<unsigned> nr_readers_{0};
+
+  std::mutex cb_mu_;
+  std::condition_variable cb_cv_;
+  std::condition_variable done_cv_;
+  RcuHead* cb_head_ = nullptr;      // guarded by cb_mu_
+  RcuHead** cb_tail_ = &cb_head_;   // guarded by cb_mu_
+  bool stop_ = false;               // guarded by cb_mu_
+  std::atomic<uint64_t> enqueued_{0};
+  std::atomic<uint64_t> completed_{0};
+  std::thread thread_;
+};
+
+}  // namespace cgslab::platform

@@ -1,0 +1,49 @@
+// workqueue.h: an ordered work queue with one real worker thread per Allocator (kernel: an
+// ordered workqueue such as memcg_kmem_cache_wq). queue() of an item that is already pending is a
+// no-op (kernel: queue_work returns false). flush() waits, bounded, until every item queued
+// before it has run. Items may queue more items and may call Rcu::synchronize/barrier (the RCU
+// callbacks run on a different thread, so that cannot deadlock).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+namespace cgslab::platform {
+
+struct Work {
+  Work* next = nullptr;
+  void (*func)(Work*) = nullptr;
+  std::atomic<bool> pending{false};
+};
+
+class WorkQueue {
+ public:
+  WorkQueue();
+  ~WorkQueue();
+  WorkQueue(const WorkQueue&) = delete;
+  WorkQueue& operator=(const WorkQueue&) = delete;
+
+  bool queue(Work* w, void (*func)(Work*));
+  void flush();
+  uint64_t pending() const {
+    return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
+  }
+  bool on_worker() const { return std::this_thread::get_id() == thread_.get_id(); }
+
+ private:
+  void thread_main();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  Work* head_ = nullptr;      // guarded by mu_
+  Work** tail_ = &head_;      // guarded by mu_
+  bool stop_ = false;         // guarded by mu_
+  std::atomic<uint64_t> enqueued_{0};
+  std::atomic<uint64_t> completed_{0};
+  std::thread thread_;
+};
+
+}  // namespace cgslab::platform
