@@ -24,8 +24,17 @@ Memcg::Memcg(platform::Platform& p, std::function<bool(int)> grow_arrays,
 Memcg::~Memcg() {
   // Layer 5 offlined every cgroup and drained work before this; what is left is the root and
   // cgroups whose release is still pending in the (stopped) work queue.
-  for (unsigned i = 0; i < plat.slots.size(); ++i) drain_stock(stock_[i]);
-  Cgroup::destroy(root_);
+  for (unsigned i = 0; i < plat.slots.size(); ++i) {
+    stock_[i].cached = nullptr;
+    stock_[i].nr_pages = 0;
+  }
+  std::vector<Cgroup*> all;
+  {
+    platform::MutexLock g(cgroup_mutex);
+    for_each_descendant_pre(root_, [&](Cgroup* c) { all.push_back(c); });
+    quarantine_.clear();
+  }
+  for (auto it = all.rbegin(); it != all.rend(); ++it) Cgroup::destroy(*it);
 }
 
 bool Memcg::check_handle(const Cgroup* cg, const char* op) {
@@ -272,6 +281,16 @@ long Memcg::stock_pages(const Cgroup* cg) {
   for (unsigned i = 0; i < plat.slots.size(); ++i) {
     plat.slots.acquire_remote(i);
     if (stock_[i].cached == cg) n += stock_[i].nr_pages;
+    plat.slots.release(i);
+  }
+  return n;
+}
+
+long Memcg::stock_refs_for_validate(const Cgroup* cg) {
+  long n = 0;
+  for (unsigned i = 0; i < plat.slots.size(); ++i) {
+    plat.slots.acquire_remote(i);
+    if (stock_[i].cached == cg) ++n;
     plat.slots.release(i);
   }
   return n;

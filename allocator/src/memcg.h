@@ -61,6 +61,8 @@ struct Cgroup {
   int own_id = -1;                 // the id this cgroup allocated (freed at offline)
   PageCounter memory;
   std::atomic<long> attached{0};   // TaskCgroupScopes running in it
+  std::atomic<long> remote_scopes{0};  // RemoteChargeScopes charging it
+  std::atomic<long> pending_creates{0};  // queued child-cache creation works pinning it
   ListNode sibling;                // in parent->children (cgroup_mutex)
   ListNode children;               // (cgroup_mutex)
   ListNode kmem_caches;            // child caches whose current memcg is this (layer 5 slab_mutex)
@@ -126,6 +128,7 @@ class Memcg {
   bool is_descendant(const Cgroup* cg, const Cgroup* ancestor) const;
   size_t nr_cgroups() const { return nr_cgroups_.load(std::memory_order_relaxed); }
   long stock_pages(const Cgroup* cg);  // pages in stocks cached for cg (quiescent)
+  long stock_refs_for_validate(const Cgroup* cg);  // slots whose stock holds a css ref on cg
   int nr_cache_ids() const { return nr_cache_ids_.load(std::memory_order_acquire); }
 
   platform::Platform& plat;

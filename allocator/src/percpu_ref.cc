@@ -2,7 +2,9 @@
 
 namespace cgslab {
 
-void PercpuRef::init(std::atomic<long>* counters, size_t stride, unsigned nr_slots, ReleaseFn fn) {
+void PercpuRef::init(std::atomic<long>* counters, size_t stride, unsigned nr_slots, ReleaseFn fn,
+                     void* owner) {
+  owner_ = owner;
   counters_ = counters;
   stride_ = stride;
   nr_slots_ = nr_slots;

@@ -24,7 +24,9 @@ class PercpuRef {
   static constexpr long kBias = 1L << 40;
   using ReleaseFn = void (*)(PercpuRef*);
 
-  void init(std::atomic<long>* counters, size_t stride_bytes, unsigned nr_slots, ReleaseFn fn);
+  void init(std::atomic<long>* counters, size_t stride_bytes, unsigned nr_slots, ReleaseFn fn,
+            void* owner);
+  void* owner() const { return owner_; }
 
   CGSLAB_FAST_PATH bool is_percpu() const { return state_.load(std::memory_order_acquire) == kPercpu; }
   bool is_dead() const { return state_.load(std::memory_order_acquire) != kPercpu; }
@@ -56,6 +58,7 @@ class PercpuRef {
   size_t stride_ = 0;
   unsigned nr_slots_ = 0;
   ReleaseFn release_ = nullptr;
+  void* owner_ = nullptr;
   platform::Platform* plat_ = nullptr;
   struct FoldHead : platform::RcuHead {
     PercpuRef* ref;

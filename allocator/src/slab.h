@@ -40,6 +40,7 @@ struct Cache;
 // root->memcg_caches (kernel: struct memcg_cache_array), published with RCU.
 struct MemcgCacheArray {
   platform::RcuHead rcu;
+  platform::OsMemory* mem;
   int size;
   std::atomic<Cache*> entries[1];  // [size]
 };
@@ -90,7 +91,7 @@ struct Cache {
   ListNode children;       // all child caches, any state
   ListNode list;           // in the list of root caches
   int refcount = 1;        // alias count
-  bool dying = false;
+  std::atomic<bool> dying{false};
   std::atomic<uint8_t> root_state{0};  // 0 live, 1 destroy failed
 
   // --- child caches ---
@@ -169,6 +170,7 @@ class Slab {
 
   platform::Platform& plat() { return plat_; }
   bool poison = true;
+  void* upper = nullptr;  // layer 5 owner (MemcgCaches), for work items reached from a cache
 
  private:
   static constexpr uint64_t kFreeMarker = 0x5a17f4eeb1e55edull;
@@ -201,7 +203,11 @@ class Slab {
   bool charge_slab(Cache* c, unsigned gfp);
   void uncharge_slab(Cache* c);
   void ref_get(Cache* c);
-  void ref_put(Cache* c);
+
+ public:
+  void ref_put(Cache* c);  // no slot owned
+
+ private:
 
   platform::Platform& plat_;
   PageAlloc& pages_;

@@ -190,7 +190,13 @@ class Allocator {
   std::string slabinfo();                // /proc/slabinfo style
   std::string memory_stat(Cgroup*);      // memory.stat style
 
+  // Shrink every cache (kernel: drop_caches for slab): flush per-cpu objects, free empty slabs.
+  void shrink_all();
+
   // --- testing hooks ---
+  // Hold back RCU callbacks and/or work items (queued ones stay queued) so that intermediate
+  // lifecycle states can be observed. drain()/destroy while paused is reported as a hang.
+  void pause_for_testing(bool rcu_callbacks, bool work_items);
   // Fail the nth (1-based) next page mapping / internal allocation; 0 disables.
   void fail_nth_mapping_for_testing(uint64_t n);
   void fail_nth_internal_alloc_for_testing(uint64_t n);

@@ -133,7 +133,16 @@ void Rcu::call(RcuHead* head, void (*func)(RcuHead*)) {
   cb_cv_.notify_one();
 }
 
+void Rcu::pause_for_testing(bool p) {
+  {
+    std::lock_guard<std::mutex> g(cb_mu_);
+    paused_.store(p, std::memory_order_release);
+  }
+  cb_cv_.notify_all();
+}
+
 void Rcu::barrier() {
+  if (paused()) report_hang("paused RCU callbacks (rcu_barrier while paused_for_testing)", 0);
   uint64_t target = enqueued_.load(std::memory_order_acquire);
   std::unique_lock<std::mutex> g(cb_mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_bound_seconds());
@@ -149,7 +158,7 @@ void Rcu::thread_main() {
     RcuHead* batch;
     {
       std::unique_lock<std::mutex> g(cb_mu_);
-      cb_cv_.wait(g, [&] { return stop_ || cb_head_ != nullptr; });
+      cb_cv_.wait(g, [&] { return stop_ || (cb_head_ != nullptr && !paused_.load()); });
       if (!cb_head_ && stop_) return;
       batch = cb_head_;
       cb_head_ = nullptr;

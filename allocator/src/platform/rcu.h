@@ -46,6 +46,9 @@ class Rcu {
     return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
   }
   uint64_t gp_seq() const { return gp_seq_.load(std::memory_order_acquire); }
+  // Test hook: while paused, queued callbacks do not run.
+  void pause_for_testing(bool paused);
+  bool paused() const { return paused_.load(std::memory_order_acquire); }
 
  private:
   struct alignas(64) Reader {
@@ -71,6 +74,7 @@ class Rcu {
   RcuHead* cb_head_ = nullptr;      // guarded by cb_mu_
   RcuHead** cb_tail_ = &cb_head_;   // guarded by cb_mu_
   bool stop_ = false;               // guarded by cb_mu_
+  std::atomic<bool> paused_{false};
   std::atomic<uint64_t> enqueued_{0};
   std::atomic<uint64_t> completed_{0};
   std::thread thread_;

@@ -31,7 +31,16 @@ bool WorkQueue::queue(Work* w, void (*func)(Work*)) {
   return true;
 }
 
+void WorkQueue::pause_for_testing(bool p) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    paused_.store(p, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
 void WorkQueue::flush() {
+  if (paused()) report_hang("a paused work queue (flush while paused_for_testing)", 0);
   uint64_t target = enqueued_.load(std::memory_order_acquire);
   std::unique_lock<std::mutex> g(mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_bound_seconds());
@@ -47,7 +56,7 @@ void WorkQueue::thread_main() {
     Work* w;
     {
       std::unique_lock<std::mutex> g(mu_);
-      cv_.wait(g, [&] { return stop_ || head_ != nullptr; });
+      cv_.wait(g, [&] { return stop_ || (head_ != nullptr && !paused_.load()); });
       if (!head_) return;
       w = head_;
       head_ = w->next;

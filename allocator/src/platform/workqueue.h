@@ -32,6 +32,9 @@ class WorkQueue {
     return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
   }
   bool on_worker() const { return std::this_thread::get_id() == thread_.get_id(); }
+  // Test hook: while paused, queued items stay queued (so intermediate states can be observed).
+  void pause_for_testing(bool paused);
+  bool paused() const { return paused_.load(std::memory_order_acquire); }
 
  private:
   void thread_main();
@@ -41,6 +44,7 @@ class WorkQueue {
   Work* head_ = nullptr;      // guarded by mu_
   Work** tail_ = &head_;      // guarded by mu_
   bool stop_ = false;         // guarded by mu_
+  std::atomic<bool> paused_{false};
   std::atomic<uint64_t> enqueued_{0};
   std::atomic<uint64_t> completed_{0};
   std::thread thread_;

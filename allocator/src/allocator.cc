@@ -1,0 +1,589 @@
+// allocator.cc: the public API (include/cgslab/cgslab.h) over layer 5. Owns the layer objects of
+// one Allocator, the kmalloc caches, handle checks, stats, dumps, validate() and the teardown.
+#include <algorithm>
+#include <cinttypes>
+#include <thread>
+
+#include "cgslab/cgslab.h"
+#include "memcg.h"
+#include "memcg_cache.h"
+#include "page_alloc.h"
+#include "platform/platform.h"
+#include "slab.h"
+
+namespace cgslab {
+
+namespace {
+constexpr size_t kKmallocSizes[] = {16,   32,   64,   96,   128,  192,   256,
+                                    512,  1024, 2048, 4096, 8192, 16384, 32768};
+constexpr size_t kNrKmalloc = sizeof(kKmallocSizes) / sizeof(kKmallocSizes[0]);
+constexpr unsigned kGfpMask = kGfpAccount | kGfpNoWait | kGfpNoRetry | kGfpNoFail | kGfpZero;
+
+unsigned default_slots() {
+  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  return std::max(4u, 2 * hw);
+}
+}  // namespace
+
+const char* cache_state_name(CacheState s) {
+  switch (s) {
+    case CacheState::kRoot: return "root";
+    case CacheState::kQueued: return "queued";
+    case CacheState::kActive: return "active";
+    case CacheState::kDeactivated: return "deactivated";
+    case CacheState::kKilled: return "killed";
+    case CacheState::kReleased: return "released";
+    case CacheState::kFreed: return "freed";
+    case CacheState::kDestroyFailed: return "destroy-failed";
+  }
+  return "?";
+}
+
+struct Allocator::Impl {
+  explicit Impl(const Options& o)
+      : plat(o.nr_cpu_slots ? o.nr_cpu_slots : default_slots(), o.on_error),
+        pages(plat),
+        memcg(plat, [this](int size) { return caches.grow_arrays(size); },
+              [this](Cgroup* cg) { caches.on_cgroup_release(cg); }),
+        slab(plat, pages, memcg),
+        caches(plat, memcg, slab) {
+    slab.poison = o.poison;
+    for (size_t i = 0; i < kNrKmalloc; ++i) {
+      std::string name = "kmalloc-" + (kKmallocSizes[i] >= 1024 ? std::to_string(kKmallocSizes[i] / 1024) + "k"
+                                                                 : std::to_string(kKmallocSizes[i]));
+      kmalloc_caches[i] = caches.create_root(name, kKmallocSizes[i], 8, kInternalNoMerge, nullptr);
+      if (!kmalloc_caches[i]) throw std::bad_alloc();
+    }
+  }
+  ~Impl() {
+    plat.rcu.pause_for_testing(false);
+    plat.wq.pause_for_testing(false);
+    teardown();
+  }
+
+  CGSLAB_FAST_PATH bool cache_ok(const Cache* c, const char* op) {
+    if (CGSLAB_LIKELY(c && c->magic.load(std::memory_order_relaxed) == Cache::kLiveMagic && c->root == c &&
+                      c->root_state.load(std::memory_order_relaxed) == 0))
+      return true;
+    return cache_bad(c, op);
+  }
+  CGSLAB_SLOW_PATH bool cache_bad(const Cache* c, const char* op) {
+    if (!caches.check_handle(c, op)) return false;
+    plat.reporter.report(ErrorKind::kUseAfterDestroy, c, c->name,
+                         "%s: cache %s was destroyed (destroy failed: still has objects)", op,
+                         c->name.c_str());
+    return false;
+  }
+  bool gfp_ok(unsigned gfp, const char* op) {
+    if (CGSLAB_LIKELY((gfp & ~kGfpMask) == 0)) return true;
+    plat.reporter.report(ErrorKind::kBadArgument, nullptr, "", "%s: unknown gfp flags %#x", op, gfp);
+    return false;
+  }
+  static size_t kmalloc_index(size_t size) {
+    if (size <= 16) return 0;
+    if (size <= 32) return 1;
+    if (size <= 64) return 2;
+    if (size <= 96) return 3;
+    if (size <= 128) return 4;
+    if (size <= 192) return 5;
+    size_t i = 6;
+    for (size_t s = 256; s < size; s <<= 1) ++i;
+    return i;
+  }
+
+  void drain() {
+    for (int i = 0; i < 1000; ++i) {
+      plat.rcu.barrier();
+      plat.wq.flush();
+      if (plat.rcu.pending() == 0 && plat.wq.pending() == 0) return;
+    }
+    platform::report_hang("RCU callbacks and work items to stop requeueing each other (drain)", 0);
+  }
+
+  void teardown();
+  bool validate(std::string* out);
+  CacheStats stats_of(Cache* c);
+
+  platform::Platform plat;
+  PageAlloc pages;
+  Memcg memcg;
+  Slab slab;
+  MemcgCaches caches;
+  Cache* kmalloc_caches[kNrKmalloc] = {};
+};
+
+void Allocator::Impl::teardown() {
+  drain();
+  std::vector<Cache*> roots;
+  caches.for_each_root([&](Cache* r) { roots.push_back(r); });
+  size_t leaked_objects = 0;
+  std::string leaked;
+  for (Cache* r : roots) {
+    {
+      platform::MutexLock g(caches.slab_mutex);
+      r->refcount = 1;
+      r->root_state.store(0);
+    }
+    if (!caches.destroy_root(r, /*teardown=*/true)) {
+      auto k = slab.counts(r);
+      size_t n = k.objects - k.free_in_slabs - k.in_magazines;
+      leaked_objects += n;
+      leaked += " " + r->name;
+    }
+  }
+  // Offline every cgroup, leaves first.
+  std::vector<Cgroup*> cgs;
+  {
+    platform::MutexLock g(memcg.cgroup_mutex);
+    memcg.for_each_descendant_pre(memcg.root(), [&](Cgroup* c) { cgs.push_back(c); });
+  }
+  for (auto it = cgs.rbegin(); it != cgs.rend(); ++it)
+    if (*it != memcg.root() && memcg.is_online(*it)) caches.offline(*it);
+  drain();
+  if (!leaked.empty())
+    plat.reporter.report(ErrorKind::kLeak, nullptr, "",
+                         "allocator destroyed with objects still allocated in:%s (%zu objects "
+                         "in root caches; child caches not counted)",
+                         leaked.c_str(), leaked_objects);
+  // Whatever is left (leaked objects) is unmapped by PageAlloc's destructor; cache structs
+  // that could not be shut down are freed here.
+  std::vector<Cache*> left;
+  caches.for_each_root([&](Cache* r) {
+    for (ListNode* n = r->children.next; n != &r->children; n = n->next)
+      left.push_back(cache_of(n, &Cache::children_node));
+    left.push_back(r);
+  });
+  for (Cache* c : left) Cache::destroy(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Allocator::Allocator(const Options& o) : impl_(std::make_unique<Impl>(o)) {}
+Allocator::~Allocator() = default;
+
+Cgroup* Allocator::root_cgroup() { return impl_->memcg.root(); }
+
+Cgroup* Allocator::cgroup_parent(Cgroup* cg) {
+  if (!impl_->memcg.check_handle(cg, "cgroup_parent")) return nullptr;
+  return cg->parent;
+}
+
+Cgroup* Allocator::cgroup_create(Cgroup* parent, std::string_view name) {
+  if (!impl_->memcg.check_handle(parent, "cgroup_create")) return nullptr;
+  if (name.empty() || name.find('/') != std::string_view::npos) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, "",
+                                "cgroup_create: bad name '%.*s' (empty or contains '/')",
+                                int(name.size()), name.data());
+    return nullptr;
+  }
+  return impl_->memcg.create(parent, name);
+}
+
+bool Allocator::cgroup_offline(Cgroup* cg) {
+  auto& m = impl_->memcg;
+  if (!m.check_handle(cg, "cgroup_offline")) return false;
+  if (m.is_root(cg)) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, cg, "", "cgroup_offline: the root cgroup cannot go offline");
+    return false;
+  }
+  if (!m.is_online(cg)) {
+    impl_->plat.reporter.report(ErrorKind::kOfflineCgroup, cg, "", "cgroup_offline(%s): already offline",
+                                cg->path.c_str());
+    return false;
+  }
+  return impl_->caches.offline(cg);
+}
+
+void Allocator::cgroup_set_max(Cgroup* cg, size_t bytes) {
+  auto& m = impl_->memcg;
+  if (!m.check_handle(cg, "cgroup_set_max")) return;
+  if (m.is_root(cg)) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, cg, "", "cgroup_set_max: the root cgroup has no limit");
+    return;
+  }
+  if (!m.is_online(cg)) {
+    impl_->plat.reporter.report(ErrorKind::kOfflineCgroup, cg, "", "cgroup_set_max(%s): cgroup is offline",
+                                cg->path.c_str());
+    return;
+  }
+  long pages = bytes >= size_t(PageCounter::kUnlimited) / kPageSize ? PageCounter::kUnlimited : long(bytes / kPageSize);
+  m.set_max(cg, pages);
+}
+
+Cache* Allocator::cache_create(std::string_view name, size_t size, size_t align, unsigned flags,
+                               void (*ctor)(void*)) {
+  if (flags & kInternalNoMerge) flags |= ~0u;  // reserved bit: rejected as unknown
+  return impl_->caches.create_root(name, size, align, flags, ctor);
+}
+
+bool Allocator::cache_destroy(Cache* c) {
+  if (!impl_->caches.check_handle(c, "cache_destroy")) return false;
+  for (Cache* k : impl_->kmalloc_caches)
+    if (k == c) {
+      impl_->plat.reporter.report(ErrorKind::kBadArgument, c, c->name, "cache_destroy: %s is a kmalloc cache",
+                                  c->name.c_str());
+      return false;
+    }
+  return impl_->caches.destroy_root(c);
+}
+
+void Allocator::cache_shrink(Cache* c) {
+  if (!impl_->caches.check_handle(c, "cache_shrink")) return;
+  impl_->caches.shrink_all(c);
+}
+
+void* Allocator::cache_alloc(Cache* c, unsigned gfp) {
+  if (CGSLAB_UNLIKELY(!impl_->cache_ok(c, "cache_alloc")) || CGSLAB_UNLIKELY(!impl_->gfp_ok(gfp, "cache_alloc")))
+    return nullptr;
+  return impl_->caches.alloc(c, gfp);
+}
+
+void Allocator::cache_free(Cache* c, void* p) {
+  if (CGSLAB_UNLIKELY(!c || c->magic.load(std::memory_order_relaxed) != Cache::kLiveMagic || c->root != c) &&
+      !impl_->caches.check_handle(c, "cache_free"))
+    return;
+  if (!p) return;
+  impl_->slab.free(c, p, "cache_free");
+}
+
+void* Allocator::kmalloc(size_t size, unsigned gfp) {
+  if (CGSLAB_UNLIKELY(size == 0 || size > kMaxObjectSize)) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, "", "kmalloc(%zu): size out of range (1..%zu)",
+                                size, kMaxObjectSize);
+    return nullptr;
+  }
+  if (CGSLAB_UNLIKELY(!impl_->gfp_ok(gfp, "kmalloc"))) return nullptr;
+  return impl_->caches.alloc(impl_->kmalloc_caches[Impl::kmalloc_index(size)], gfp);
+}
+
+void Allocator::kfree(void* p) {
+  if (!p) return;
+  impl_->slab.free(nullptr, p, "kfree");
+}
+
+size_t Allocator::ksize(const void* p) {
+  Cache* c = impl_->slab.cache_of_object(p);
+  if (!c) {
+    impl_->plat.reporter.report(ErrorKind::kInvalidFree, p, "", "ksize(%p): not an object of this allocator", p);
+    return 0;
+  }
+  return c->size;
+}
+
+void Allocator::rcu_read_lock() { impl_->plat.rcu.read_lock(); }
+void Allocator::rcu_read_unlock() {
+  if (!impl_->plat.rcu.in_read_section()) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, "", "rcu_read_unlock without rcu_read_lock");
+    return;
+  }
+  impl_->plat.rcu.read_unlock();
+}
+void Allocator::synchronize_rcu() {
+  if (impl_->plat.rcu.in_read_section()) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, "",
+                                "synchronize_rcu inside an RCU read-side section would deadlock");
+    return;
+  }
+  impl_->plat.rcu.synchronize();
+}
+
+ShrinkerId Allocator::register_shrinker(ShrinkFn fn) {
+  if (!fn) {
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, "", "register_shrinker: empty function");
+    return 0;
+  }
+  return impl_->memcg.register_shrinker(std::move(fn));
+}
+void Allocator::unregister_shrinker(ShrinkerId id) { impl_->memcg.unregister_shrinker(id); }
+
+void Allocator::drain() { impl_->drain(); }
+
+void Allocator::shrink_all() {
+  std::vector<Cache*> roots;
+  impl_->caches.for_each_root([&](Cache* r) { roots.push_back(r); });
+  for (Cache* r : roots) impl_->caches.shrink_all(r);
+}
+
+void Allocator::pause_for_testing(bool rcu, bool work) {
+  impl_->plat.rcu.pause_for_testing(rcu);
+  impl_->plat.wq.pause_for_testing(work);
+}
+
+void Allocator::fail_nth_mapping_for_testing(uint64_t n) { impl_->plat.mem.map_faults.fail_nth(n); }
+void Allocator::fail_nth_internal_alloc_for_testing(uint64_t n) { impl_->plat.mem.internal_faults.fail_nth(n); }
+
+// ---------------------------------------------------------------------------------------------
+// scopes
+
+TaskCgroupScope::TaskCgroupScope(Cgroup* cg) : cg_(nullptr), prev_(platform::current_task().memcg) {
+  if (!cg) return;  // null: run in the root (reported by check_handle below would need an owner)
+  Memcg* m = cg->owner;
+  if (cg->magic.load() != Cgroup::kLiveMagic || !m->check_handle(cg, "TaskCgroupScope")) return;
+  {
+    platform::MutexLock g(m->cgroup_mutex);
+    if (!m->is_online(cg)) {
+      m->plat.reporter.report(ErrorKind::kOfflineCgroup, cg, "", "TaskCgroupScope(%s): cgroup is offline",
+                              cg->path.c_str());
+      return;
+    }
+    m->css_get(cg);
+    cg->attached.fetch_add(1, std::memory_order_acq_rel);
+  }
+  cg_ = cg;
+  platform::current_task().memcg = cg;
+}
+
+TaskCgroupScope::~TaskCgroupScope() {
+  if (!cg_) return;
+  platform::current_task().memcg = prev_;
+  cg_->attached.fetch_sub(1, std::memory_order_acq_rel);
+  cg_->owner->css_put(cg_);
+}
+
+RemoteChargeScope::RemoteChargeScope(Cgroup* cg) : cg_(nullptr), prev_(platform::current_task().active_memcg) {
+  if (!cg) return;
+  Memcg* m = cg->owner;
+  if (cg->magic.load() != Cgroup::kLiveMagic || !m->check_handle(cg, "RemoteChargeScope")) return;
+  if (!m->css_tryget(cg)) {
+    m->plat.reporter.report(ErrorKind::kUseAfterDestroy, cg, "", "RemoteChargeScope(%s): cgroup is being released",
+                            cg->path.c_str());
+    return;
+  }
+  cg->remote_scopes.fetch_add(1, std::memory_order_acq_rel);
+  cg_ = cg;
+  platform::current_task().active_memcg = cg;
+}
+
+RemoteChargeScope::~RemoteChargeScope() {
+  if (!cg_) return;
+  platform::current_task().active_memcg = prev_;
+  cg_->remote_scopes.fetch_sub(1, std::memory_order_acq_rel);
+  cg_->owner->css_put(cg_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+CacheStats Allocator::Impl::stats_of(Cache* c) {
+  CacheStats st;
+  auto k = slab.counts(c);
+  st.name = c->name;
+  st.is_root = c->is_root();
+  st.state = c->state.load();
+  st.object_size = c->size;
+  st.slot_size = c->slot_size;
+  st.slab_pages = 1u << c->order;
+  st.slabs = k.slabs;
+  st.total_objects = k.objects;
+  st.active_objects = k.objects - k.free_in_slabs - k.in_magazines;
+  if (c->is_root()) {
+    platform::MutexLock g(caches.slab_mutex);
+    st.refcount = c->refcount;
+    st.children = c->children.size();
+  } else {
+    st.refcount = c->refcnt.read();
+    st.charged_pages = size_t(c->charged_pages.load());
+    platform::ReadLock g(memcg.charge_lock);
+    Cgroup* cg = c->memcg.load();
+    st.cgroup = cg ? cg->path : "";
+  }
+  return st;
+}
+
+CacheStats Allocator::cache_stats(Cache* c) {
+  if (!impl_->caches.check_handle(c, "cache_stats")) return {};
+  return impl_->stats_of(c);
+}
+
+std::vector<CacheStats> Allocator::child_cache_stats(Cache* root) {
+  if (!impl_->caches.check_handle(root, "child_cache_stats")) return {};
+  std::vector<Cache*> kids;
+  {
+    platform::MutexLock g(impl_->caches.slab_mutex);
+    for (ListNode* n = root->children.next; n != &root->children; n = n->next)
+      kids.push_back(cache_of(n, &Cache::children_node));
+  }
+  std::vector<CacheStats> out;
+  for (Cache* c : kids) out.push_back(impl_->stats_of(c));
+  return out;
+}
+
+CacheState Allocator::child_state_for_testing(Cache* root, Cgroup* cg) {
+  if (!impl_->caches.check_handle(root, "child_state_for_testing") ||
+      !impl_->memcg.check_handle(cg, "child_state_for_testing"))
+    return CacheState::kRoot;
+  return impl_->caches.child_state(root, cg);
+}
+
+CgroupStats Allocator::cgroup_stats(Cgroup* cg) {
+  auto& m = impl_->memcg;
+  if (!m.check_handle(cg, "cgroup_stats")) return {};
+  CgroupStats st;
+  st.name = cg->name;
+  st.path = cg->path;
+  st.online = m.is_online(cg);
+  st.kmemcg_id = cg->kmemcg_id.load();
+  st.usage = size_t(cg->memory.usage()) * kPageSize;
+  long max = cg->memory.max();
+  st.max = m.is_root(cg) || max >= PageCounter::kUnlimited ? SIZE_MAX : size_t(max) * kPageSize;
+  st.watermark = size_t(cg->memory.watermark()) * kPageSize;
+  st.failcnt = size_t(cg->memory.failcnt());
+  st.css_refs = m.css_refs(cg);
+  st.attached_tasks = size_t(cg->attached.load());
+  platform::MutexLock g(impl_->caches.slab_mutex);
+  for (ListNode* n = cg->kmem_caches.next; n != &cg->kmem_caches; n = n->next) {
+    Cache* c = cache_of(n, &Cache::kmem_caches_node);
+    st.slab_bytes += size_t(c->charged_pages.load()) * kPageSize;
+    if (c->state.load() == CacheState::kActive)
+      st.live_caches++;
+    else
+      st.dying_caches++;
+  }
+  return st;
+}
+
+AllocatorStats Allocator::stats() {
+  AllocatorStats s;
+  s.mapped_bytes = impl_->plat.mem.mapped_bytes();
+  s.metadata_bytes = impl_->plat.mem.metadata_bytes();
+  s.slab_pages = impl_->pages.pages_in_use();
+  s.root_caches = impl_->caches.nr_roots();
+  s.child_caches = impl_->caches.nr_children.load();
+  s.cgroups = impl_->memcg.nr_cgroups();
+  s.pending_work = impl_->plat.wq.pending() + impl_->plat.rcu.pending();
+  s.children_created = impl_->caches.children_created.load();
+  s.children_freed = impl_->caches.children_freed.load();
+  return s;
+}
+
+std::string Allocator::slabinfo() {
+  std::string out = "slabinfo - version: 2.1 (cgslab)\n"
+                    "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
+                    " : slabdata <active_slabs> <num_slabs> : state refcount cgroup\n";
+  std::vector<Cache*> all;
+  impl_->caches.for_each_root([&](Cache* r) {
+    all.push_back(r);
+    for (ListNode* n = r->children.next; n != &r->children; n = n->next)
+      all.push_back(cache_of(n, &Cache::children_node));
+  });
+  for (Cache* c : all) {
+    CacheStats st = impl_->stats_of(c);
+    out += platform::strprintf("%-24s %8zu %8zu %6zu %4u %4u : slabdata %6zu %6zu : %s %ld %s\n",
+                               st.name.c_str(), st.active_objects, st.total_objects, st.slot_size,
+                               unsigned(c->objs_per_slab), st.slab_pages, st.slabs, st.slabs,
+                               cache_state_name(st.state), st.refcount,
+                               st.is_root ? "-" : st.cgroup.c_str());
+  }
+  return out;
+}
+
+std::string Allocator::memory_stat(Cgroup* cg) {
+  CgroupStats st = cgroup_stats(cg);
+  return platform::strprintf(
+      "path %s\nonline %d\nkmemcg_id %d\nusage %zu\nmax %s\nwatermark %zu\nfailcnt %zu\nslab %zu\n"
+      "live_caches %zu\ndying_caches %zu\ncss_refs %ld\nattached_tasks %zu\n",
+      st.path.c_str(), int(st.online), st.kmemcg_id, st.usage,
+      st.max == SIZE_MAX ? "max" : std::to_string(st.max).c_str(), st.watermark, st.failcnt,
+      st.slab_bytes, st.live_caches, st.dying_caches, st.css_refs, st.attached_tasks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+
+bool Allocator::validate(std::string* report) { return impl_->validate(report); }
+
+bool Allocator::Impl::validate(std::string* out) {
+  std::string rep;
+  bool ok = true;
+  auto fail = [&](const std::string& s) {
+    ok = false;
+    rep += s + "\n";
+  };
+  platform::MutexLock cm(memcg.cgroup_mutex);
+  platform::MutexLock sm(caches.slab_mutex);
+  platform::WriteLock cl(memcg.charge_lock);
+
+  // Caches: slab structure, child bookkeeping, array entries.
+  size_t pages_expected = 0;
+  std::vector<Cache*> all;
+  caches.for_each_root_locked([&](Cache* r) {
+    all.push_back(r);
+    MemcgCacheArray* a = r->memcg_caches.load();
+    if (!a) fail("root cache " + r->name + " has no memcg_caches array");
+    else if (a->size != memcg.nr_cache_ids())
+      fail(platform::strprintf("root cache %s: array size %d != nr_cache_ids %d", r->name.c_str(), a->size,
+                               memcg.nr_cache_ids()));
+    for (int i = 0; a && i < a->size; ++i) {
+      Cache* c = a->entries[i].load();
+      if (!is_real_cache(c)) continue;
+      if (c->root != r) fail(platform::strprintf("%s: entry %d holds a child of another root", r->name.c_str(), i));
+      if (c->state.load() != CacheState::kActive)
+        fail(platform::strprintf("%s: entry %d holds %s in state %s", r->name.c_str(), i, c->name.c_str(),
+                                 cache_state_name(c->state.load())));
+      Cgroup* cg = c->memcg.load();
+      if (!cg || !memcg.is_online(cg) || cg->kmemcg_id.load() != i)
+        fail(platform::strprintf("%s: entry %d holds %s whose cgroup is not the online owner of id %d",
+                                 r->name.c_str(), i, c->name.c_str(), i));
+    }
+    for (ListNode* n = r->children.next; n != &r->children; n = n->next) {
+      Cache* c = cache_of(n, &Cache::children_node);
+      all.push_back(c);
+      if (c->root != r) fail("child " + c->name + " on the children list of another root");
+      Cgroup* cg = c->memcg.load();
+      if (!cg) fail("child " + c->name + " has no cgroup");
+      else if (cg != memcg.root() && !memcg.is_online(cg))
+        fail("child " + c->name + " belongs to offline cgroup " + cg->path + " (not reparented)");
+      CacheState st = c->state.load();
+      if (st == CacheState::kActive && c->dead.load()) fail("active child " + c->name + " is dead");
+      if (st != CacheState::kActive && !c->dead.load()) fail("inactive child " + c->name + " is not dead");
+    }
+  });
+  for (Cache* c : all) {
+    std::string r;
+    if (!slab.validate_cache(c, &r)) fail(r);
+    auto k = slab.counts(c);
+    size_t pages = (k.slabs + k.rcu_slabs) << c->order;
+    pages_expected += pages;
+    if (!c->is_root() && size_t(c->charged_pages.load()) != pages)
+      fail(platform::strprintf("child %s: charged_pages %ld but %zu pages in slabs", c->name.c_str(),
+                               c->charged_pages.load(), pages));
+  }
+  if (pages.pages_in_use() != pages_expected)
+    fail(platform::strprintf("page allocator has %zu pages in use, caches account for %zu", pages.pages_in_use(),
+                             pages_expected));
+
+  // Cgroups: counters, charge conservation, css reference equation.
+  std::vector<Cgroup*> cgs;
+  memcg.for_each_descendant_pre(memcg.root(), [&](Cgroup* c) { cgs.push_back(c); });
+  for (Cgroup* cg : cgs) {
+    if (memcg.is_root(cg)) continue;
+    long usage = cg->memory.usage();
+    if (usage < 0) fail("cgroup " + cg->path + ": negative usage");
+    if (cg->memory.watermark() < usage) fail("cgroup " + cg->path + ": watermark below usage");
+    long expect = 0;
+    for (Cgroup* d : cgs)
+      if (memcg.is_descendant(d, cg)) {
+        for (ListNode* n = d->kmem_caches.next; n != &d->kmem_caches; n = n->next)
+          expect += cache_of(n, &Cache::kmem_caches_node)->charged_pages.load();
+        expect += memcg.stock_pages(d);
+      }
+    if (usage != expect)
+      fail(platform::strprintf("cgroup %s: usage %ld pages != %ld pages of slabs owned below it plus stock",
+                               cg->path.c_str(), usage, expect));
+    if (!memcg.is_online(cg) && usage != 0)
+      fail(platform::strprintf("offline cgroup %s still has %ld pages charged", cg->path.c_str(), usage));
+    long refs = memcg.is_online(cg) ? 1 : 0;
+    refs += long(cg->children.size());
+    refs += long(cg->kmem_caches.size());
+    refs += cg->attached.load() + cg->remote_scopes.load() + cg->pending_creates.load();
+    refs += memcg.stock_refs_for_validate(cg);
+    if (memcg.css_refs(cg) != refs)
+      fail(platform::strprintf("cgroup %s: css refcount %ld, expected %ld (online + children + caches + "
+                               "tasks + remote scopes + pending creations + stocks)",
+                               cg->path.c_str(), memcg.css_refs(cg), refs));
+  }
+  if (out) *out = rep;
+  return ok;
+}
+
+}  // namespace cgslab

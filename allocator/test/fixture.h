@@ -1,0 +1,80 @@
+// fixture.h: every test owns an Allocator whose errors are recorded (not aborted on), and ends
+// with finish(): drain, validate(), shrink, and check that nothing is left - no child caches, no
+// cgroups but the root, no slab pages, no mapped chunk memory, no unexpected error.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgslab/cgslab.h"
+
+namespace cgslab::test {
+
+class AllocatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(); }
+  void make(unsigned slots = 4) {
+    Options o;
+    o.nr_cpu_slots = slots;
+    o.on_error = [this](const Error& e) { errors.push_back(e); };
+    a = std::make_unique<Allocator>(o);
+    root = a->root_cgroup();
+  }
+  void TearDown() override {
+    if (a && !finished_) finish();
+  }
+  // Full teardown check. Call after freeing/destroying everything the test made.
+  void finish() {
+    finished_ = true;
+    a->drain();
+    std::string rep;
+    EXPECT_TRUE(a->validate(&rep)) << rep;
+    a->shrink_all();
+    a->drain();
+    AllocatorStats s = a->stats();
+    EXPECT_EQ(s.child_caches, 0u);
+    EXPECT_EQ(s.cgroups, 1u);
+    EXPECT_EQ(s.slab_pages, 0u);
+    EXPECT_EQ(s.mapped_bytes, 0u) << a->slabinfo();
+    EXPECT_EQ(s.pending_work, 0u);
+    EXPECT_TRUE(a->validate(&rep)) << rep;
+    EXPECT_TRUE(errors.empty()) << "unexpected error: " << (errors.empty() ? "" : errors[0].message);
+    a.reset();
+  }
+  bool valid() {
+    std::string rep;
+    bool ok = a->validate(&rep);
+    if (!ok) ADD_FAILURE() << rep;
+    return ok;
+  }
+  ErrorKind last_error() { return errors.empty() ? ErrorKind::kInternal : errors.back().kind; }
+  size_t take_errors(ErrorKind k) {
+    size_t n = 0;
+    for (auto& e : errors) n += e.kind == k;
+    std::vector<Error> rest;
+    for (auto& e : errors)
+      if (e.kind != k) rest.push_back(e);
+    errors = rest;
+    return n;
+  }
+  // The child of `root` for cgroup path `cg` (any state), or a default CacheStats.
+  CacheStats child_of(Cache* c, const std::string& cgpath) {
+    for (auto& s : a->child_cache_stats(c))
+      if (s.cgroup == cgpath) return s;
+    return {};
+  }
+
+  std::unique_ptr<Allocator> a;
+  Cgroup* root = nullptr;
+  std::vector<Error> errors;
+
+ private:
+  bool finished_ = false;
+};
+
+inline constexpr size_t kPage = kPageSize;
+
+}  // namespace cgslab::test
