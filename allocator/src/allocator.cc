@@ -44,7 +44,8 @@ struct Allocator::Impl {
       : plat(o.nr_cpu_slots ? o.nr_cpu_slots : default_slots(), o.on_error),
         pages(plat),
         memcg(plat, [this](int size) { return caches.grow_arrays(size); },
-              [this](Cgroup* cg) { caches.on_cgroup_release(cg); }),
+              [this](Cgroup* cg) { caches.on_cgroup_release(cg); },
+              [this](Cgroup* cg) { return caches.reclaim(cg); }),
         slab(plat, pages, memcg),
         caches(plat, memcg, slab) {
     slab.poison = o.poison;
@@ -153,7 +154,10 @@ void Allocator::Impl::teardown() {
       left.push_back(cache_of(n, &Cache::children_node));
     left.push_back(r);
   });
-  for (Cache* c : left) Cache::destroy(c);
+  for (Cache* c : left) {
+    if (c->is_root()) plat.mem.internal_free(c->memcg_caches.exchange(nullptr));
+    Cache::destroy(c);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ void Cgroup::destroy(Cgroup* cg) {
 }
 
 Memcg::Memcg(platform::Platform& p, std::function<bool(int)> grow_arrays,
-             std::function<void(Cgroup*)> on_release)
+             std::function<void(Cgroup*)> on_release, std::function<size_t(Cgroup*)> reclaim_slabs)
     : plat(p), stock_(new Stock[p.slots.size()]), grow_arrays_(std::move(grow_arrays)),
-      on_release_(std::move(on_release)) {
+      on_release_(std::move(on_release)), reclaim_slabs_(std::move(reclaim_slabs)) {
   void* mem = plat.mem.internal_alloc(sizeof(Cgroup));
   if (!mem) throw std::bad_alloc();
   root_ = new (mem) Cgroup(this, nullptr, "", nullptr);
@@ -318,6 +318,9 @@ size_t Memcg::reclaim(Cgroup* over, long nr_pages) {
     plat.might_sleep();
     freed += (*e.fn)(sc);
   }
+  // Objects the shrinkers freed may sit in per-cpu magazines and empty slabs may be cached:
+  // give those pages back too (kernel: slab reclaim of the memcg's caches).
+  freed += reclaim_slabs_(over);
   return freed;
 }
 

@@ -81,8 +81,9 @@ class Memcg {
  public:
   // grow_arrays(new_size): layer 5 resizes every root cache's memcg_caches[] (under ids_sem
   // write). on_release(cg): layer 5 checks the cgroup owns no caches.
+  // reclaim_slabs(cg): layer 5 shrinks the caches charged to cg's subtree (returns bytes).
   Memcg(platform::Platform& p, std::function<bool(int)> grow_arrays,
-        std::function<void(Cgroup*)> on_release);
+        std::function<void(Cgroup*)> on_release, std::function<size_t(Cgroup*)> reclaim_slabs);
   ~Memcg();
 
   Cgroup* root() const { return root_; }
@@ -154,6 +155,7 @@ class Memcg {
   std::unique_ptr<Stock[]> stock_;
   std::function<bool(int)> grow_arrays_;
   std::function<void(Cgroup*)> on_release_;
+  std::function<size_t(Cgroup*)> reclaim_slabs_;
   platform::Mutex ids_lock_{"memcg_ids_lock"};
   std::vector<bool> ids_ GUARDED_BY(ids_lock_);
   std::atomic<int> nr_cache_ids_{0};

@@ -220,6 +220,23 @@ void MemcgCaches::free_child_rcu(platform::RcuHead* h) {
   c->slab->free_cache(c);
 }
 
+size_t MemcgCaches::reclaim(Cgroup* cg) {
+  platform::MutexLock g(slab_mutex);
+  long before = 0, after = 0;
+  std::vector<Cache*> list;
+  for (ListNode* n = roots_.next; n != &roots_; n = n->next) {
+    Cache* r = cache_of(n, &Cache::list);
+    for (ListNode* k = r->children.next; k != &r->children; k = k->next) {
+      Cache* c = cache_of(k, &Cache::children_node);
+      if (memcg_.is_descendant(c->memcg.load(std::memory_order_acquire), cg)) list.push_back(c);
+    }
+  }
+  for (Cache* c : list) before += c->charged_pages.load(std::memory_order_relaxed);
+  for (Cache* c : list) slab_.shrink(c);
+  for (Cache* c : list) after += c->charged_pages.load(std::memory_order_relaxed);
+  return size_t(before - after) * kPageSize;
+}
+
 void MemcgCaches::shrink_all(Cache* root) {
   slab_.shrink(root);
   platform::MutexLock g(slab_mutex);

@@ -52,6 +52,7 @@ class MemcgCaches {
   void on_cgroup_release(Cgroup* cg);
   CacheState child_state(Cache* root, Cgroup* cg);
   void shrink_all(Cache* root);
+  size_t reclaim(Cgroup* cg);  // shrink caches charged to cg's subtree; bytes freed
 
   template <typename F>
   void for_each_root(F f) EXCLUDES(slab_mutex) {

@@ -54,7 +54,7 @@ Cache* Slab::new_cache(std::string_view name, size_t size, size_t align, unsigne
     size_t bytes = kPageSize << o, objs = bytes / c->slot_size;
     c->order = uint8_t(o);
     c->objs_per_slab = uint16_t(objs);
-    if (objs && (bytes - objs * c->slot_size) * 8 <= bytes && objs >= 2) break;
+    if (objs && (bytes - objs * c->slot_size) * 8 <= bytes) break;  // waste <= 1/8
   }
   unsigned limit = c->slot_size <= 256 ? 32 : c->slot_size <= 1024 ? 16 : 8;
   for (unsigned i = 0; i < n; ++i) c->cpu[i].limit = limit;

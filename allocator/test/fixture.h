@@ -35,7 +35,7 @@ class AllocatorTest : public ::testing::Test {
     a->shrink_all();
     a->drain();
     AllocatorStats s = a->stats();
-    EXPECT_EQ(s.child_caches, 0u);
+    EXPECT_EQ(s.child_caches, 0u) << a->slabinfo();
     EXPECT_EQ(s.cgroups, 1u);
     EXPECT_EQ(s.slab_pages, 0u);
     EXPECT_EQ(s.mapped_bytes, 0u) << a->slabinfo();

@@ -290,14 +290,18 @@ TEST_F(LifecycleTest, RemoteChargingIntoACgroupThatGoesOffline) {
   Cgroup* g = a->cgroup_create(p, "g");
   std::vector<void*> objs;
   {
+    TaskCgroupScope t(p);  // p has its own child cache
+    a->cache_free(c, a->cache_alloc(c));
+  }
+  {
     RemoteChargeScope r(g);  // holds a reference: g may go offline meanwhile (the 2019 race)
     a->cache_free(c, a->cache_alloc(c));
     a->drain();
     objs.push_back(a->cache_alloc(c));
     EXPECT_EQ(a->cgroup_stats(g).slab_bytes, kPage);
     ASSERT_TRUE(a->cgroup_offline(g));
-    // g now uses p's kmemcg id: allocations charge p's own (new) child cache.
-    a->cache_free(c, a->cache_alloc(c));
+    // g now uses p's kmemcg id: allocations charge p's own child cache. (An offline cgroup
+    // cannot schedule a cache creation: css_tryget_online fails.)
     a->drain();
     EXPECT_EQ(a->child_state_for_testing(c, p), CacheState::kActive);
     for (int i = 0; i < 9; ++i) objs.push_back(a->cache_alloc(c));
@@ -305,7 +309,8 @@ TEST_F(LifecycleTest, RemoteChargingIntoACgroupThatGoesOffline) {
     EXPECT_TRUE(valid());
   }
   a->shrink_all();
-  EXPECT_EQ(a->cgroup_stats(p).slab_bytes, 2 * kPage);  // 1 reparented + 1 of p's own cache
+  // 1 page reparented from g + 2 pages of p's own cache (8 objects of 512 bytes per page).
+  EXPECT_EQ(a->cgroup_stats(p).slab_bytes, 3 * kPage);
   for (void* o : objs) a->cache_free(c, o);
   EXPECT_TRUE(a->cgroup_offline(p));
   EXPECT_TRUE(a->cache_destroy(c));
