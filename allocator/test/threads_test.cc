@@ -41,6 +41,7 @@ TEST_F(ThreadsTest, ChurnCgroupsWhileThreadsAllocateAndFree) {
     std::vector<Cgroup*> cgs;
     for (int t = 0; t < kThreads; ++t) cgs.push_back(a->cgroup_create(parent, "r" + std::to_string(round) + "t" + std::to_string(t)));
     std::atomic<int> running{kThreads};
+    std::atomic<int> attached{0};
     std::vector<std::thread> th;
     for (int t = 0; t < kThreads; ++t)
       th.emplace_back([&, t] {
@@ -48,6 +49,7 @@ TEST_F(ThreadsTest, ChurnCgroupsWhileThreadsAllocateAndFree) {
         std::vector<Obj> mine;
         {
           TaskCgroupScope scope(cgs[t]);
+          attached++;
           for (int i = 0; i < kOps; ++i) {
             unsigned r = rng() % 100;
             if (r < 55 || mine.empty()) {
@@ -96,6 +98,7 @@ TEST_F(ThreadsTest, ChurnCgroupsWhileThreadsAllocateAndFree) {
       });
     // Offline the round's cgroups while the threads run (refused while attached: retry).
     std::thread offliner([&] {
+      while (attached.load() < kThreads) std::this_thread::yield();  // start barrier
       std::vector<bool> done(kThreads, false);
       int left = kThreads;
       while (left) {

@@ -1,7 +1,10 @@
 #include "sched.h"
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace cgslab::platform {
 
@@ -12,6 +15,26 @@ double wait_bound_seconds() {
     return v > 0 ? v : 60.0;
   }();
   return bound;
+}
+
+void lock_backoff(uint64_t spins, const char* what) {
+  static thread_local std::chrono::steady_clock::time_point start;
+  if (spins == 0) start = std::chrono::steady_clock::now();
+  if (spins < 32) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+    return;
+  }
+  if (spins < 256) {
+    std::this_thread::yield();
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::microseconds(spins < 1024 ? 50 : 1000));
+  if ((spins & 63) == 0) {
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited > wait_bound_seconds()) report_hang(what, waited);
+  }
 }
 
 void report_hang(const char* what, double seconds) {
