@@ -56,7 +56,7 @@ Cache* Slab::new_cache(std::string_view name, size_t size, size_t align, unsigne
     c->objs_per_slab = uint16_t(objs);
     if (objs && (bytes - objs * c->slot_size) * 8 <= bytes) break;  // waste <= 1/8
   }
-  unsigned limit = c->slot_size <= 256 ? 32 : c->slot_size <= 1024 ? 16 : 8;
+  unsigned limit = c->slot_size <= 256 ? 128 : c->slot_size <= 1024 ? 32 : 8;
   for (unsigned i = 0; i < n; ++i) c->cpu[i].limit = limit;
   c->root = root ? root : c;
   c->slab = this;

@@ -31,7 +31,7 @@
 
 namespace cgslab {
 
-inline constexpr unsigned kMagazineMax = 32;
+inline constexpr unsigned kMagazineMax = 128;
 inline constexpr unsigned kInternalNoMerge = 1u << 30;  // kmalloc caches
 
 class Slab;
@@ -83,7 +83,7 @@ struct Cache {
   size_t nr_slabs GUARDED_BY(list_lock) = 0;
   size_t nr_empty GUARDED_BY(list_lock) = 0;
   size_t nr_free GUARDED_BY(list_lock) = 0;  // free objects on slab freelists
-  unsigned min_partial = 2;
+  unsigned min_partial = 8;  // empty slabs a live cache keeps (kernel SLUB: 5..10)
   std::atomic<size_t> nr_rcu_slabs{0};  // TYPESAFE_BY_RCU slabs waiting for a grace period
 
   // --- root caches (slab_mutex of layer 5) ---
