@@ -216,7 +216,11 @@ void Allocator::cgroup_set_max(Cgroup* cg, size_t bytes) {
 
 Cache* Allocator::cache_create(std::string_view name, size_t size, size_t align, unsigned flags,
                                void (*ctor)(void*)) {
-  if (flags & kInternalNoMerge) flags |= ~0u;  // reserved bit: rejected as unknown
+  if (flags & kInternalNoMerge) {  // reserved for the kmalloc caches
+    impl_->plat.reporter.report(ErrorKind::kBadArgument, nullptr, std::string(name),
+                                "cache_create: unknown flags %#x", flags);
+    return nullptr;
+  }
   return impl_->caches.create_root(name, size, align, flags, ctor);
 }
 

@@ -326,7 +326,6 @@ void MemcgCaches::create_child(CreateWork* cw) {
       Cache* c = slab_.new_cache(name, root->size, root->align, root->flags, root->ctor, root);
       if (c) {
         c->refcnt.init(&c->cpu[0].ref, sizeof(CpuCache), plat_.slots.size(), &MemcgCaches::release_fn, c);
-        c->created_id = id;
         c->memcg.store(cg, std::memory_order_relaxed);  // the work's reference moves to the cache
         c->state.store(CacheState::kActive, std::memory_order_relaxed);
         root->children.add_tail(&c->children_node);

@@ -33,7 +33,7 @@ struct PageDesc {
   PageKind kind;
   uint8_t order;
   uint8_t list;         // which list of its cache the slab is on (slab layer)
-  uint8_t rcu_pending;  // TYPESAFE_BY_RCU slab waiting for its grace period
+  uint8_t pad;
   uint16_t inuse;       // objects handed out (including ones cached in cpu magazines)
   uint16_t objects;     // objects in the slab
   uint32_t head;        // kTail: index of the head page in the chunk

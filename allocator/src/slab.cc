@@ -184,7 +184,6 @@ void Slab::discard_slab(Cache* c, PageDesc* pd) {
     // Readers inside RCU may still look at objects: the memory stays a slab of this type until
     // a grace period has passed (kernel: rcu_free_slab).
     c->nr_rcu_slabs.fetch_add(1, std::memory_order_relaxed);
-    pd->rcu_pending = 1;
     plat_.rcu.call(&pd->rcu, &Slab::rcu_free_slab);
     return;
   }

@@ -101,7 +101,6 @@ struct Cache {
   std::atomic<CacheState> state{CacheState::kRoot};
   ListNode children_node;  // in root->children
   ListNode kmem_caches_node;  // in memcg->kmem_caches
-  int created_id = -1;
   struct CacheWork : platform::Work {
     Cache* cache;
   } work;

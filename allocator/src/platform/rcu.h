@@ -45,7 +45,6 @@ class Rcu {
   uint64_t pending() const {
     return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
   }
-  uint64_t gp_seq() const { return gp_seq_.load(std::memory_order_acquire); }
   // Test hook: while paused, queued callbacks do not run.
   void pause_for_testing(bool paused);
   bool paused() const { return paused_.load(std::memory_order_acquire); }

@@ -31,7 +31,6 @@ class WorkQueue {
   uint64_t pending() const {
     return enqueued_.load(std::memory_order_acquire) - completed_.load(std::memory_order_acquire);
   }
-  bool on_worker() const { return std::this_thread::get_id() == thread_.get_id(); }
   // Test hook: while paused, queued items stay queued (so intermediate states can be observed).
   void pause_for_testing(bool paused);
   bool paused() const { return paused_.load(std::memory_order_acquire); }
