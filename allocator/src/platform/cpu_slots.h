@@ -11,7 +11,8 @@
 // (remote flush, drain_all_stock) may take a free slot the same way; only a thread that owns no
 // slot may wait for one, so two waiters can never wait on each other. Slots are not bound to
 // threads: a thread prefers the slot it used last (thread-local hint), so exiting threads leave
-// nothing behind and slots are recycled by construction.
+// nothing behind and slots are recycled by construction. The hint lives in the current Task, so
+// sim fibers sharing one OS thread keep their own.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 
 #include "compiler.h"
 #include "sched.h"
+#include "task.h"
 
 namespace cgslab::platform {
 
@@ -36,7 +38,7 @@ class SlotTable {
   // Acquire any free slot for the current thread (which must own none of this table).
   CGSLAB_FAST_PATH unsigned acquire() {
     CGSLAB_SCHED(kSlotAcquire);
-    unsigned i = hint_;
+    unsigned i = current_task().slot_hint;
     if (i < n_) {
       uint64_t w = slots_[i].word.load(std::memory_order_relaxed);
       if (CGSLAB_LIKELY(!(w & 1)) &&
@@ -69,11 +71,10 @@ class SlotTable {
   }
   bool owned(unsigned i) const { return slots_[i].word.load(std::memory_order_relaxed) & 1; }
 
-  static void backoff(uint64_t spins, const char* what);
+  static void backoff(uint64_t spins, const char* what) { wait_spin(spins, what); }
 
  private:
   CGSLAB_SLOW_PATH unsigned acquire_slow();
-  static thread_local unsigned hint_;
   unsigned n_;
   std::unique_ptr<CpuSlot[]> slots_;
 };

@@ -4,6 +4,10 @@
 // is reported as a hang naming the lock, instead of hanging the caller. The bounded wait is a
 // try_lock loop with backoff, not try_lock_for: glibc implements the timed locks with
 // pthread_mutex_clocklock, which ThreadSanitizer (clang 14) does not intercept.
+//
+// Backends: native locks are std::mutex / std::shared_mutex; sim locks are plain flags (all tasks
+// are fibers on one OS thread, so try_lock needs no atomics) and a failed try_lock waits through
+// wait_spin(), i.e. the scheduler runs someone else and reports a deadlock if nobody can run.
 #pragma once
 
 #include <chrono>
@@ -15,8 +19,30 @@
 
 namespace cgslab::platform {
 
-// Spin briefly, then yield, then sleep up to 1 ms; report a hang after wait_bound_seconds().
-void lock_backoff(uint64_t spins, const char* what);
+#if defined(CGSLAB_PLATFORM_SIM)
+class RawMutex {
+ public:
+  bool try_lock() { return held_ ? false : (held_ = true); }
+  void unlock() { held_ = false; }
+
+ private:
+  bool held_ = false;
+};
+class RawSharedMutex {
+ public:
+  bool try_lock() { return (writer_ || readers_) ? false : (writer_ = true); }
+  void unlock() { writer_ = false; }
+  bool try_lock_shared() { return writer_ ? false : (++readers_, true); }
+  void unlock_shared() { --readers_; }
+
+ private:
+  bool writer_ = false;
+  unsigned readers_ = 0;
+};
+#else
+using RawMutex = std::mutex;
+using RawSharedMutex = std::shared_mutex;
+#endif
 
 class CAPABILITY("mutex") Mutex {
  public:
@@ -35,9 +61,9 @@ class CAPABILITY("mutex") Mutex {
 
  private:
   CGSLAB_SLOW_PATH void lock_slow() {
-    for (uint64_t spins = 0; !m_.try_lock(); ++spins) lock_backoff(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_);
   }
-  std::mutex m_;
+  RawMutex m_;
   const char* name_;
 };
 
@@ -46,7 +72,7 @@ class CAPABILITY("rwmutex") RwMutex {
   explicit RwMutex(const char* name) : name_(name) {}
   void lock() ACQUIRE() {
     CGSLAB_SCHED(kLock);
-    for (uint64_t spins = 0; !m_.try_lock(); ++spins) lock_backoff(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_);
   }
   void unlock() RELEASE() {
     m_.unlock();
@@ -54,7 +80,7 @@ class CAPABILITY("rwmutex") RwMutex {
   }
   void lock_shared() ACQUIRE_SHARED() {
     CGSLAB_SCHED(kLock);
-    for (uint64_t spins = 0; !m_.try_lock_shared(); ++spins) lock_backoff(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock_shared(); ++spins) wait_spin(spins, name_);
   }
   void unlock_shared() RELEASE_SHARED() {
     m_.unlock_shared();
@@ -62,7 +88,7 @@ class CAPABILITY("rwmutex") RwMutex {
   }
 
  private:
-  std::shared_mutex m_;
+  RawSharedMutex m_;
   const char* name_;
 };
 

@@ -1,14 +1,13 @@
 #include "rcu.h"
 
-#include <chrono>
 #include <set>
-#include <vector>
 
 #include "report.h"
 
 namespace cgslab::platform {
 
 namespace {
+// Domains that still exist, so a task that outlives a domain does not touch its records.
 std::mutex g_domains_mu;
 std::set<uint64_t>& live_domains() {
   static std::set<uint64_t>* s = new std::set<uint64_t>;
@@ -17,38 +16,30 @@ std::set<uint64_t>& live_domains() {
 std::atomic<uint64_t> g_next_uid{1};
 }  // namespace
 
-// Per-thread reader records, one per domain the thread has read-locked. Released at thread exit
-// so that records are recycled (domains that are gone are skipped).
-struct RcuThreadReaders {
-  struct Entry {
-    uint64_t uid;
-    Rcu* dom;
-    void* reader;
-  };
-  std::vector<Entry> entries;
-  ~RcuThreadReaders() {
-    std::lock_guard<std::mutex> g(g_domains_mu);
-    for (auto& e : entries)
-      if (live_domains().count(e.uid))
-        static_cast<Rcu::Reader*>(e.reader)->used.store(false, std::memory_order_release);
-  }
-};
-static thread_local RcuThreadReaders t_readers;
+// Reader records are given back when their task ends (thread exit / sim task end), so records
+// are recycled.
+Task::~Task() {
+  if (rcu_readers.empty()) return;
+  std::lock_guard<std::mutex> g(g_domains_mu);
+  for (auto& e : rcu_readers)
+    if (live_domains().count(e.uid))
+      static_cast<Rcu::Reader*>(e.reader)->used.store(false, std::memory_order_release);
+}
 
 Rcu::Rcu(SlotTable& slots) : slots_(slots), uid_(g_next_uid.fetch_add(1)) {
   {
     std::lock_guard<std::mutex> g(g_domains_mu);
     live_domains().insert(uid_);
   }
-  thread_ = std::thread([this] { thread_main(); });
+  thread_.start("rcu", [this] { thread_main(); });
 }
 
 Rcu::~Rcu() {
   {
-    std::lock_guard<std::mutex> g(cb_mu_);
+    Monitor::Lock g(cb_);
     stop_ = true;
   }
-  cb_cv_.notify_all();
+  cb_.notify_all();
   thread_.join();
   std::lock_guard<std::mutex> g(g_domains_mu);
   live_domains().erase(uid_);
@@ -77,17 +68,18 @@ Rcu::Reader* Rcu::register_reader() {
 }
 
 Rcu::Reader* Rcu::my_reader() {
-  for (auto& e : t_readers.entries)
-    if (e.dom == this && e.uid == uid_) return static_cast<Reader*>(e.reader);
+  auto& entries = current_task().rcu_readers;
+  for (auto& e : entries)
+    if (e.domain == this && e.uid == uid_) return static_cast<Reader*>(e.reader);
   // A stale entry for a dead domain at the same address is replaced.
-  for (auto it = t_readers.entries.begin(); it != t_readers.entries.end(); ++it)
-    if (it->dom == this) {
-      t_readers.entries.erase(it);
+  for (auto it = entries.begin(); it != entries.end(); ++it)
+    if (it->domain == this) {
+      entries.erase(it);
       break;
     }
   Reader* r = register_reader();
   r->nesting = 0;
-  t_readers.entries.push_back({uid_, this, r});
+  entries.push_back({uid_, this, r});
   return r;
 }
 
@@ -108,7 +100,7 @@ bool Rcu::in_read_section() { return my_reader()->nesting > 0; }
 
 void Rcu::synchronize() {
   CGSLAB_SCHED(kRcuSync);
-  std::lock_guard<std::mutex> g(gp_mu_);
+  MutexLock g(gp_mu_);
   uint64_t gp = gp_seq_.fetch_add(1, std::memory_order_seq_cst) + 1;
   for (unsigned i = 0; i < slots_.size(); ++i) slots_.wait_changed(i, slots_.snapshot(i));
   unsigned n = nr_readers_.load(std::memory_order_acquire);
@@ -116,7 +108,7 @@ void Rcu::synchronize() {
     for (uint64_t spins = 0;; ++spins) {
       uint64_t c = readers_[i].ctr.load(std::memory_order_seq_cst);
       if (c == 0 || c >= gp) break;
-      SlotTable::backoff(spins, "an RCU reader to leave its read-side section (synchronize_rcu)");
+      wait_spin(spins, "an RCU reader to leave its read-side section (synchronize_rcu)");
     }
   }
 }
@@ -125,40 +117,37 @@ void Rcu::call(RcuHead* head, void (*func)(RcuHead*)) {
   head->func = func;
   head->next = nullptr;
   {
-    std::lock_guard<std::mutex> g(cb_mu_);
+    Monitor::Lock g(cb_);
     *cb_tail_ = head;
     cb_tail_ = &head->next;
     enqueued_.fetch_add(1, std::memory_order_acq_rel);
   }
-  cb_cv_.notify_one();
+  cb_.notify_all();
 }
 
 void Rcu::pause_for_testing(bool p) {
   {
-    std::lock_guard<std::mutex> g(cb_mu_);
+    Monitor::Lock g(cb_);
     paused_.store(p, std::memory_order_release);
   }
-  cb_cv_.notify_all();
+  cb_.notify_all();
 }
 
 void Rcu::barrier() {
   if (paused()) report_hang("paused RCU callbacks (rcu_barrier while paused_for_testing)", 0);
   uint64_t target = enqueued_.load(std::memory_order_acquire);
-  std::unique_lock<std::mutex> g(cb_mu_);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_bound_seconds());
-  while (completed_.load(std::memory_order_acquire) < target) {
-    if (done_cv_.wait_until(g, deadline) == std::cv_status::timeout &&
-        completed_.load(std::memory_order_acquire) < target)
-      report_hang("queued RCU callbacks to run (rcu_barrier)", wait_bound_seconds());
-  }
+  Monitor::Lock g(cb_);
+  cb_.wait(g, [&] { return completed_.load(std::memory_order_acquire) >= target; },
+           "queued RCU callbacks to run (rcu_barrier)", WaitKind::kBounded);
 }
 
 void Rcu::thread_main() {
   for (;;) {
     RcuHead* batch;
     {
-      std::unique_lock<std::mutex> g(cb_mu_);
-      cb_cv_.wait(g, [&] { return stop_ || (cb_head_ != nullptr && !paused_.load()); });
+      Monitor::Lock g(cb_);
+      cb_.wait(g, [&] { return stop_ || (cb_head_ != nullptr && !paused_.load()); },
+               "RCU callbacks to be queued", WaitKind::kIdle);
       if (!cb_head_ && stop_) return;
       batch = cb_head_;
       cb_head_ = nullptr;
@@ -173,10 +162,10 @@ void Rcu::thread_main() {
       ++n;
     }
     {
-      std::lock_guard<std::mutex> g(cb_mu_);
+      Monitor::Lock g(cb_);
       completed_.fetch_add(n, std::memory_order_acq_rel);
     }
-    done_cv_.notify_all();
+    cb_.notify_all();
   }
 }
 

@@ -8,17 +8,18 @@
 //  - explicit readers (read_lock/unlock, for TYPESAFE_BY_RCU users and the cgroup lookups):
 //    each thread has a reader record per domain holding the grace-period number it entered at
 //    (0 = outside). synchronize() bumps gp_seq and waits for every record entered before it.
-// Callbacks (call) run on the domain's own thread after a grace period, in queue order; barrier()
-// waits until every callback queued before it has run. Every wait is bounded (sched.h).
+// Callbacks (call) run on the domain's own service thread (monitor.h) after a grace period, in
+// queue order; barrier() waits until every callback queued before it has run. Every wait is
+// bounded (sched.h). Reader records hang off the current Task, so sim fibers have their own; the
+// same code runs in both backends.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 
 #include "cpu_slots.h"
+#include "monitor.h"
+#include "mutex.h"
 
 namespace cgslab::platform {
 
@@ -58,25 +59,23 @@ class Rcu {
   Reader* my_reader();
   Reader* register_reader();
   void thread_main();
-  friend struct RcuThreadReaders;
+  friend struct Task;
 
   SlotTable& slots_;
   const uint64_t uid_;
   std::atomic<uint64_t> gp_seq_{1};
-  std::mutex gp_mu_;                // one grace period at a time
+  Mutex gp_mu_{"rcu_gp"};          // one grace period at a time
   Reader readers_[kMaxReaders];
   std::atomic<unsigned> nr_readers_{0};
 
-  std::mutex cb_mu_;
-  std::condition_variable cb_cv_;
-  std::condition_variable done_cv_;
-  RcuHead* cb_head_ = nullptr;      // guarded by cb_mu_
-  RcuHead** cb_tail_ = &cb_head_;   // guarded by cb_mu_
-  bool stop_ = false;               // guarded by cb_mu_
+  Monitor cb_;                      // guards the callback queue; signals "queued" and "done"
+  RcuHead* cb_head_ = nullptr;      // guarded by cb_
+  RcuHead** cb_tail_ = &cb_head_;   // guarded by cb_
+  bool stop_ = false;               // guarded by cb_
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> enqueued_{0};
   std::atomic<uint64_t> completed_{0};
-  std::thread thread_;
+  ServiceThread thread_;
 };
 
 }  // namespace cgslab::platform

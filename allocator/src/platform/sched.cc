@@ -8,6 +8,25 @@
 
 namespace cgslab::platform {
 
+const char* site_name(Site s) {
+  switch (s) {
+    case Site::kLock: return "lock";
+    case Site::kUnlock: return "unlock";
+    case Site::kRefGet: return "ref_get";
+    case Site::kRefPut: return "ref_put";
+    case Site::kRcuReadLock: return "rcu_read_lock";
+    case Site::kRcuReadUnlock: return "rcu_read_unlock";
+    case Site::kRcuSync: return "synchronize_rcu";
+    case Site::kMaySleep: return "may_sleep";
+    case Site::kWorkItem: return "work_item";
+    case Site::kSlotAcquire: return "slot_acquire";
+    case Site::kOp: return "op";
+    case Site::kYield: return "yield";
+    case Site::kCount: break;
+  }
+  return "?";
+}
+
 double wait_bound_seconds() {
   static const double bound = [] {
     const char* s = std::getenv("CGSLAB_WAIT_BOUND_SEC");
@@ -17,6 +36,7 @@ double wait_bound_seconds() {
   return bound;
 }
 
+#if !defined(CGSLAB_PLATFORM_SIM)
 void lock_backoff(uint64_t spins, const char* what) {
   static thread_local std::chrono::steady_clock::time_point start;
   if (spins == 0) start = std::chrono::steady_clock::now();
@@ -36,6 +56,8 @@ void lock_backoff(uint64_t spins, const char* what) {
     if (waited > wait_bound_seconds()) report_hang(what, waited);
   }
 }
+
+#endif
 
 void report_hang(const char* what, double seconds) {
   std::fprintf(stderr, "cgslab: hang: waited %.1f s for %s (bound: CGSLAB_WAIT_BOUND_SEC)\n",

@@ -1,7 +1,15 @@
-// sched.h: schedule points. Every lock acquisition, shared lifecycle refcount operation, RCU edge
-// and "may sleep" point in the allocator calls sched_point(site). In the native backend they
-// compile to nothing; the sim backend (CGSLAB_PLATFORM_SIM) lets its scheduler pick which task
-// runs next at each of them, so the same allocator code is explored deterministically.
+// sched.h: schedule points and waits, the two places where the backends differ in behaviour.
+//
+// Every lock acquisition, shared lifecycle refcount operation, RCU edge and "may sleep" point in
+// the allocator calls CGSLAB_SCHED(site). In the native backend they compile to nothing; the sim
+// backend (CGSLAB_PLATFORM_SIM, sim_scheduler.h) lets its scheduler pick which task runs next at
+// each of them, so the same allocator code is explored deterministically.
+//
+// Every busy wait of the platform (a lock, a cpu slot, a grace period) is a loop that re-checks
+// its condition and calls wait_spin() when it is false. Native: spin, yield, sleep, and report a
+// hang naming what it waited for after wait_bound_seconds(). Sim: the task yields to the
+// scheduler, which resumes it only after some other task made progress and reports a deadlock
+// (with every task's wait reason) when no task can run.
 #pragma once
 
 #include <cstdint>
@@ -19,19 +27,29 @@ enum class Site : uint8_t {
   kMaySleep,  // reclaim, cache creation, waiting for work
   kWorkItem,
   kSlotAcquire,
+  kOp,        // an operation boundary of the harness
+  kYield,     // an explicit yield of the harness
   kCount,
 };
-
-#if defined(CGSLAB_PLATFORM_SIM)
-void sim_sched_point(Site site, const char* where);
-#define CGSLAB_SCHED(site) ::cgslab::platform::sim_sched_point(::cgslab::platform::Site::site, __func__)
-#else
-#define CGSLAB_SCHED(site) ((void)0)
-#endif
+const char* site_name(Site);
 
 // Upper bound on any internal wait (lock, grace period, work flush) before it is reported as a
 // hang with what it waited for. CGSLAB_WAIT_BOUND_SEC overrides (default 60).
 double wait_bound_seconds();
 [[noreturn]] void report_hang(const char* what, double seconds);
+
+#if defined(CGSLAB_PLATFORM_SIM)
+namespace sim {
+void point(Site site, const char* where);
+void wait(const char* what, bool idle);
+}  // namespace sim
+#define CGSLAB_SCHED(site) ::cgslab::platform::sim::point(::cgslab::platform::Site::site, __func__)
+inline void wait_spin(uint64_t, const char* what) { sim::wait(what, false); }
+#else
+#define CGSLAB_SCHED(site) ((void)0)
+// Spin briefly, then yield, then sleep up to 1 ms; report a hang after wait_bound_seconds().
+void lock_backoff(uint64_t spins, const char* what);
+inline void wait_spin(uint64_t spins, const char* what) { lock_backoff(spins, what); }
+#endif
 
 }  // namespace cgslab::platform

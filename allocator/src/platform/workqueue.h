@@ -2,14 +2,14 @@
 // ordered workqueue such as memcg_kmem_cache_wq). queue() of an item that is already pending is a
 // no-op (kernel: queue_work returns false). flush() waits, bounded, until every item queued
 // before it has run. Items may queue more items and may call Rcu::synchronize/barrier (the RCU
-// callbacks run on a different thread, so that cannot deadlock).
+// callbacks run on a different service thread, so that cannot deadlock). Built on Monitor and
+// ServiceThread (monitor.h): in the sim backend work items are events the scheduler runs.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
+
+#include "monitor.h"
 
 namespace cgslab::platform {
 
@@ -37,16 +37,14 @@ class WorkQueue {
 
  private:
   void thread_main();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable done_cv_;
-  Work* head_ = nullptr;      // guarded by mu_
-  Work** tail_ = &head_;      // guarded by mu_
-  bool stop_ = false;         // guarded by mu_
+  Monitor mon_;               // guards the queue; signals "queued" and "done"
+  Work* head_ = nullptr;      // guarded by mon_
+  Work** tail_ = &head_;      // guarded by mon_
+  bool stop_ = false;         // guarded by mon_
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> enqueued_{0};
   std::atomic<uint64_t> completed_{0};
-  std::thread thread_;
+  ServiceThread thread_;
 };
 
 }  // namespace cgslab::platform
