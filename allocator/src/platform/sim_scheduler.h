@@ -1,0 +1,96 @@
+// sim_scheduler.h: the sim backend's scheduler. Tasks are fibers (fiber.h) on the calling OS
+// thread; exactly one runs at a time and control changes hands only at schedule points
+// (CGSLAB_SCHED), waits (wait_spin, Monitor waits) and task ends. At each of them the policy picks
+// the next task, so a run is a pure function of (program, policy): the same input gives the same
+// interleaving, bit for bit, and the trace hash proves it.
+//
+// Policies: explicit (a list of "run task T for N schedule points" steps, from fuzz input bytes;
+// when it runs out, the current task keeps running until it waits or ends, then the next task
+// in id order) and PCT (Burckhardt et al.: random task priorities from a seed, the highest-priority
+// runnable task runs, and at d-1 random steps the running task drops below all others).
+//
+// Waits: a waiting task is resumed only after some other task made progress since it last
+// checked its condition (an epoch counter), so a spinning wait costs one step, not a hang. When
+// no task can run, that is a deadlock: the run fails with every task's wait reason. More than
+// Policy::max_steps schedule points is reported as a livelock. Failures go to Hooks::on_fail
+// (default: print and abort), never a hang.
+//
+// Owns: the task table, the policy state, the trace hash. Single-threaded by construction.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sched.h"
+#include "task.h"
+
+namespace cgslab::platform::sim {
+
+struct ScheduleStep {
+  uint8_t task;   // index into Policy::labels (modulo its size)
+  uint8_t count;  // schedule points to run it for (0 counts as 1)
+};
+
+struct Policy {
+  enum class Kind : uint8_t { kExplicit, kPct };
+  Kind kind = Kind::kExplicit;
+  std::vector<ScheduleStep> steps;  // explicit
+  uint64_t seed = 0;                // pct
+  unsigned depth = 3;               // pct: d, so d-1 priority change points
+  uint64_t pct_horizon = 2048;      // pct: change points are drawn from [1, horizon]
+  uint64_t max_steps = 1u << 21;    // more schedule points than this: livelock
+  std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq")
+};
+
+struct Hooks {
+  void (*on_switch)(uint32_t edge) = nullptr;             // interleaving coverage
+  std::function<void(const std::string&)> on_trace;        // one line per switch and wait
+  std::function<void(const std::string&)> on_fail;         // must not return; default: abort
+};
+
+struct RunResult {
+  uint64_t trace_hash = 0;
+  uint64_t steps = 0;
+  uint64_t switches = 0;
+};
+
+// Run main_fn as task "main" until it returns; every task it (or the platform) spawned must have
+// finished by then. Not reentrant.
+RunResult run(const Policy& policy, const Hooks& hooks, std::function<void()> main_fn);
+bool running();
+
+// From now on the policy decides (until then the running task keeps running): the harness calls
+// this once the program's tasks exist, so that no schedule step is spent on setup.
+void start_policy();
+
+// Start a task (service: a platform service thread such as "rcu" or "wq"). Returns its id.
+int spawn(const char* name, std::function<void()> fn, bool service);
+// Wait until task `id` has finished.
+void join(int id);
+
+// Schedule points and waits (sched.h routes CGSLAB_SCHED and wait_spin here).
+void point(Site site, const char* where);
+void wait(const char* what, bool idle);
+
+// The running task is (not) between operations: used to find states where validate() may run.
+void set_boundary(bool at_boundary);
+// Every other task is finished, at an operation boundary, or an idle service.
+bool others_quiescent();
+const char* current_name();
+int current_id();
+uint64_t current_step();
+
+// While one exists, schedule points do not switch (validate() and teardown checks run atomically).
+class NoSwitchScope {
+ public:
+  NoSwitchScope();
+  ~NoSwitchScope();
+  NoSwitchScope(const NoSwitchScope&) = delete;
+  NoSwitchScope& operator=(const NoSwitchScope&) = delete;
+};
+
+[[noreturn]] void fail(const std::string& msg);
+
+}  // namespace cgslab::platform::sim

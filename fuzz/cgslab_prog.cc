@@ -1,0 +1,150 @@
+// cgslab-prog: read, write and replay harness programs.
+//
+//   cgslab-prog decode [--dialect D] FILE          print FILE (bytes or text) as text
+//   cgslab-prog encode [--dialect D] FILE OUT      parse text FILE, write its bytes to OUT
+//   cgslab-prog replay [--dialect D] [--trace] [--repeat N] FILE...
+//                                                  run each program in sim mode; --trace prints the
+//                                                  executed interleaving; --repeat N runs it N times
+//                                                  and fails unless every trace hash is the same
+//
+// D is lifecycle (default; fuzz_lifecycle, fuzz_threads inputs) or api (fuzz_api inputs); a text
+// file names its own dialect. A file is text if it starts like one (a '#', "dialect" or "tasks").
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "program.h"
+#include "runner.h"
+
+using namespace cgslab::fuzz;
+
+namespace {
+
+int usage(const char* msg) {
+  if (msg) std::fprintf(stderr, "cgslab-prog: %s\n", msg);
+  std::fprintf(stderr,
+               "usage: cgslab-prog decode [--dialect lifecycle|api] FILE\n"
+               "       cgslab-prog encode [--dialect lifecycle|api] FILE.txt OUT\n"
+               "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] FILE...\n");
+  return 2;
+}
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return !f.bad();
+}
+
+bool looks_like_text(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
+  return s.compare(i, 1, "#") == 0 || s.compare(i, 7, "dialect") == 0 || s.compare(i, 5, "tasks") == 0;
+}
+
+// Loads FILE as a Program; prints a clear error and returns false on unreadable or malformed input.
+bool load(const std::string& path, Dialect d, Program* p) {
+  std::string data;
+  if (!read_file(path, &data)) {
+    std::fprintf(stderr, "cgslab-prog: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  if (looks_like_text(data)) {
+    std::string err;
+    if (!parse(data, p, &err)) {
+      std::fprintf(stderr, "cgslab-prog: %s: %s\n", path.c_str(), err.c_str());
+      return false;
+    }
+    return true;
+  }
+  *p = decode(reinterpret_cast<const uint8_t*>(data.data()), data.size(), d);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage("missing command");
+  std::string cmd = argv[1];
+  Dialect dialect = Dialect::kLifecycle;
+  bool trace = false;
+  long repeat = 1;
+  std::vector<std::string> files;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--dialect" && i + 1 < argc) {
+      std::string d = argv[++i];
+      if (d == "api" || d == "fuzz_api") dialect = Dialect::kApi;
+      else if (d == "lifecycle" || d == "fuzz_lifecycle" || d == "fuzz_threads") dialect = Dialect::kLifecycle;
+      else return usage(("unknown dialect '" + d + "'").c_str());
+    } else if (a == "--trace") {
+      trace = true;
+    } else if (a == "--repeat" && i + 1 < argc) {
+      char* end = nullptr;
+      repeat = std::strtol(argv[++i], &end, 10);
+      if (*end || repeat < 1 || repeat > 1000) return usage("--repeat takes a number in 1..1000");
+    } else if (a.rfind("--", 0) == 0) {
+      return usage(("unknown option '" + a + "'").c_str());
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (cmd == "decode") {
+    if (files.size() != 1) return usage("decode takes one FILE");
+    Program p;
+    if (!load(files[0], dialect, &p)) return 1;
+    std::fputs(print(p).c_str(), stdout);
+    return 0;
+  }
+  if (cmd == "encode") {
+    if (files.size() != 2) return usage("encode takes FILE and OUT");
+    Program p;
+    if (!load(files[0], dialect, &p)) return 1;
+    std::vector<uint8_t> bytes = encode(p);
+    Program back = decode(bytes.data(), bytes.size(), p.dialect);
+    if (!(back == p)) {
+      std::fprintf(stderr, "cgslab-prog: internal error: the encoding of %s does not decode back\n", files[0].c_str());
+      return 1;
+    }
+    std::ofstream o(files[1], std::ios::binary);
+    o.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    if (!o) {
+      std::fprintf(stderr, "cgslab-prog: cannot write %s: %s\n", files[1].c_str(), std::strerror(errno));
+      return 1;
+    }
+    return 0;
+  }
+  if (cmd == "replay") {
+    if (files.empty()) return usage("replay takes at least one FILE");
+    int status = 0;
+    for (const std::string& f : files) {
+      Program p;
+      if (!load(f, dialect, &p)) return 1;
+      uint64_t first = 0;
+      for (long r = 0; r < repeat; ++r) {
+        RunOptions o;
+        if (trace && r == 0) o.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+        RunStats s = run_program(p, o);
+        if (r == 0) {
+          first = s.trace_hash;
+          std::printf("%s: ok (%s mode): %" PRIu64 " ops, %" PRIu64 " schedule points, %" PRIu64
+                      " switches, %" PRIu64 " validations, trace hash %016" PRIx64 "\n",
+                      f.c_str(), runner_mode(), s.ops, s.steps, s.switches, s.validations, s.trace_hash);
+        } else if (s.trace_hash != first) {
+          std::printf("%s: NOT DETERMINISTIC: run %ld has trace hash %016" PRIx64 ", run 1 had %016" PRIx64 "\n",
+                      f.c_str(), r + 1, s.trace_hash, first);
+          status = 1;
+          break;
+        }
+      }
+      if (repeat > 1 && status == 0) std::printf("%s: %ld runs, identical trace hash\n", f.c_str(), repeat);
+    }
+    return status;
+  }
+  return usage(("unknown command '" + cmd + "'").c_str());
+}

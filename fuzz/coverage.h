@@ -1,0 +1,18 @@
+// coverage.h: interleaving coverage for libFuzzer. The sim scheduler reports every context switch
+// as an edge hash of (the site the running task stopped at, the site the next task resumes at);
+// counting those in __libfuzzer_extra_counters makes libFuzzer keep inputs that reach new
+// interleavings, not only new code. Include in exactly one translation unit per target.
+#pragma once
+
+#include <cstdint>
+
+namespace cgslab::fuzz {
+
+__attribute__((section("__libfuzzer_extra_counters"))) inline uint8_t g_interleaving_counters[1 << 13];
+
+inline void count_interleaving(uint32_t edge) {
+  uint8_t& c = g_interleaving_counters[(edge ^ (edge >> 13)) & ((1 << 13) - 1)];
+  if (c != 255) ++c;
+}
+
+}  // namespace cgslab::fuzz
