@@ -24,7 +24,7 @@ namespace cgslab {
 inline constexpr size_t kChunkShift = 20;
 inline constexpr size_t kChunkSize = size_t(1) << kChunkShift;
 inline constexpr size_t kPagesPerChunk = kChunkSize / 4096;
-inline constexpr unsigned kMaxOrder = 3;
+inline constexpr unsigned kMaxOrder = 4;  // 64 KiB: a 32 KiB object with trailing free metadata
 
 enum class PageKind : uint8_t { kFree = 0, kSlab, kTail };
 

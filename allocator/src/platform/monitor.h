@@ -37,7 +37,7 @@ class Monitor {
   };
   template <class Pred>
   void wait(Lock&, Pred pred, const char* what, WaitKind kind) {
-    while (!pred()) sim::wait(what, kind == WaitKind::kIdle);
+    for (bool first = true; !pred(); first = false) sim::wait(what, kind == WaitKind::kIdle, first);
   }
   void notify_all() {}
 };

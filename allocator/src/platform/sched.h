@@ -41,10 +41,11 @@ double wait_bound_seconds();
 #if defined(CGSLAB_PLATFORM_SIM)
 namespace sim {
 void point(Site site, const char* where);
-void wait(const char* what, bool idle);
+// first: the first check of this wait loop (the task may have changed state since its last wait).
+void wait(const char* what, bool idle, bool first);
 }  // namespace sim
 #define CGSLAB_SCHED(site) ::cgslab::platform::sim::point(::cgslab::platform::Site::site, __func__)
-inline void wait_spin(uint64_t, const char* what) { sim::wait(what, false); }
+inline void wait_spin(uint64_t spins, const char* what) { sim::wait(what, false, spins == 0); }
 #else
 #define CGSLAB_SCHED(site) ((void)0)
 // Spin briefly, then yield, then sleep up to 1 ms; report a hang after wait_bound_seconds().

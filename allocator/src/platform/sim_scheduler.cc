@@ -26,7 +26,6 @@ struct SimTask {
   State state = State::kReady;
   uint64_t wait_epoch = 0;
   const char* wait_what = "";
-  bool last_was_wait = false;
   bool idle = false;
   bool boundary = false;
   uint64_t prio = 0;
@@ -243,13 +242,13 @@ int spawn(const char* name, std::function<void()> fn, bool service) {
 }
 
 void join(int id) {
-  while (g->tasks.at(size_t(id))->state != SimTask::State::kDone) wait("a task to finish (join)", true);
+  for (bool first = true; g->tasks.at(size_t(id))->state != SimTask::State::kDone; first = false)
+    wait("a task to finish (join)", true, first);
 }
 
 void point(Site site, const char* where) {
   if (!g) return;  // outside a run: nothing to schedule
   SimTask* c = g->cur;
-  c->last_was_wait = false;
   ++g->epoch;
   c->site = site;
   c->where = where;
@@ -258,7 +257,7 @@ void point(Site site, const char* where) {
   reschedule(c);
 }
 
-void wait(const char* what, bool idle) {
+void wait(const char* what, bool idle, bool first) {
   if (!g) {
     std::fprintf(stderr, "cgslab sim: waiting for %s outside sim::run(): nothing else can run\n", what);
     std::abort();
@@ -266,8 +265,7 @@ void wait(const char* what, bool idle) {
   if (g->no_switch) fail(std::string("wait inside a no-switch section, for ") + what);
   SimTask* c = g->cur;
   c->state = SimTask::State::kWaiting;
-  if (!c->last_was_wait) ++g->epoch;  // whatever it did since its last check may unblock others
-  c->last_was_wait = true;
+  if (first) ++g->epoch;  // whatever it did before this wait loop may unblock others
   c->wait_epoch = g->epoch;
   c->wait_what = what;
   c->idle = idle;

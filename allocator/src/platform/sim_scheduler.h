@@ -10,7 +10,8 @@
 // runnable task runs, and at d-1 random steps the running task drops below all others).
 //
 // Waits: a waiting task is resumed only after some other task made progress since it last
-// checked its condition (an epoch counter), so a spinning wait costs one step, not a hang. When
+// checked its condition (an epoch counter), so a spinning wait costs one step, not a hang. Every
+// schedule point, task start and end, and the first wait of a wait loop count as progress. When
 // no task can run, that is a deadlock: the run fails with every task's wait reason. More than
 // Policy::max_steps schedule points is reported as a livelock. Failures go to Hooks::on_fail
 // (default: print and abort), never a hang.
@@ -72,7 +73,7 @@ void join(int id);
 
 // Schedule points and waits (sched.h routes CGSLAB_SCHED and wait_spin here).
 void point(Site site, const char* where);
-void wait(const char* what, bool idle);
+void wait(const char* what, bool idle, bool first);
 
 // The running task is (not) between operations: used to find states where validate() may run.
 void set_boundary(bool at_boundary);
