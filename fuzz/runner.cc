@@ -231,25 +231,27 @@ class World {
     if (opts_.trace) opts_.trace("      " + s);
   }
 
-  // --- handle selection (under mu_) ---
+  // --- handle selection (under mu_): the (raw % n)-th of the n eligible handles, or -1 ---
+  template <class V, class Pred>
+  static int pick(const V& v, size_t from, uint8_t raw, Pred ok) {
+    size_t n = 0;
+    for (size_t i = from; i < v.size(); ++i) n += ok(v[i]);
+    if (!n) return -1;
+    size_t k = raw % n;
+    for (size_t i = from; i < v.size(); ++i)
+      if (ok(v[i]) && k-- == 0) return int(i);
+    return -1;
+  }
   int pick_cg(uint8_t raw, bool allow_root) {
-    std::vector<int> c;
-    for (size_t i = allow_root ? 0 : 1; i < cgs_.size(); ++i)
-      if (cgs_[i].online && !cgs_[i].offlining) c.push_back(int(i));
-    return c.empty() ? -1 : c[raw % c.size()];
+    return pick(cgs_, allow_root ? 0 : 1, raw, [](const CgH& c) { return c.online && !c.offlining; });
   }
   int pick_cache(uint8_t raw) {
-    std::vector<int> c;
-    for (size_t i = 0; i < handles_.size(); ++i)
-      if (handles_[i].alive && !caches_[size_t(handles_[i].obj)].destroying) c.push_back(int(i));
-    return c.empty() ? -1 : c[raw % c.size()];
+    return pick(handles_, 0, raw, [&](const CacheH& h) { return h.alive && !caches_[size_t(h.obj)].destroying; });
   }
   int pick_obj(uint8_t raw, bool typesafe_only) {
-    std::vector<int> c;
-    for (size_t i = 0; i < objs_.size(); ++i)
-      if (!typesafe_only || (objs_[i].cobj >= 0 && (caches_[size_t(objs_[i].cobj)].flags & kCacheTypesafeByRcu)))
-        c.push_back(int(i));
-    return c.empty() ? -1 : c[raw % c.size()];
+    return pick(objs_, 0, raw, [&](const ObjRec& o) {
+      return !typesafe_only || (o.cobj >= 0 && (caches_[size_t(o.cobj)].flags & kCacheTypesafeByRcu));
+    });
   }
   ObjRec take_obj(int i) {
     ObjRec o = objs_[size_t(i)];
@@ -423,11 +425,8 @@ void World::exec(TaskCtx& t, const Op& op) {
       int c;
       {
         std::lock_guard<std::mutex> g(mu_);
-        std::vector<int> cand;
-        for (size_t i = 1; i < cgs_.size(); ++i)
-          if (cgs_[i].online && !cgs_[i].offlining && cgs_[i].busy == 0) cand.push_back(int(i));
-        if (cand.empty()) return note("skipped: no idle online cgroup");
-        c = cand[op.a % cand.size()];
+        c = pick(cgs_, 1, op.a, [](const CgH& g) { return g.online && !g.offlining && g.busy == 0; });
+        if (c < 0) return note("skipped: no idle online cgroup");
         cgs_[size_t(c)].offlining = true;
       }
       bool ok = a_->cgroup_offline(cgs_[size_t(c)].cg);

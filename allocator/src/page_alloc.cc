@@ -25,9 +25,17 @@ PageAlloc::~PageAlloc() {
     platform::MutexLock g(lock_);
     while (chunks_) release_chunk(chunks_);
   }
-  for (size_t i = 0; i < kL1Size; ++i)
-    if (auto* leaf = l1_[i].load(std::memory_order_relaxed))
+  auto free_leaf = [&](size_t i) {
+    if (auto* leaf = l1_[i].load(std::memory_order_relaxed)) {
       plat_.mem.unmap_metadata(leaf, kL2Size * sizeof(void*));
+      l1_[i].store(nullptr, std::memory_order_relaxed);
+    }
+  };
+  if (nr_leaves_ <= kMaxLeaves) {
+    for (unsigned k = 0; k < nr_leaves_; ++k) free_leaf(leaves_[k]);
+  } else {
+    for (size_t i = 0; i < kL1Size; ++i) free_leaf(i);
+  }
   plat_.mem.unmap_metadata(l1_, kL1Size * sizeof(void*));
 }
 
@@ -61,6 +69,8 @@ PageAlloc::ChunkMeta* PageAlloc::new_chunk() {
       return nullptr;
     }
     l1_[i1].store(leaf, std::memory_order_release);
+    if (nr_leaves_ < kMaxLeaves) leaves_[nr_leaves_] = uint16_t(i1);
+    ++nr_leaves_;
   }
   leaf[i2].store(c, std::memory_order_release);
   platform::asan_poison(base, kChunkSize);

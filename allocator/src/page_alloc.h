@@ -70,6 +70,11 @@ class PageAlloc {
   platform::Mutex lock_{"page_alloc.lock"};
   ChunkMeta* chunks_ GUARDED_BY(lock_) = nullptr;
   std::atomic<std::atomic<ChunkMeta*>*>* l1_;  // [1 << kL1Bits] leaves of [1 << kL2Bits]
+  // L1 slots that have a leaf, so teardown frees them without scanning (and faulting in) all
+  // of l1_; once more than kMaxLeaves are used, teardown scans. Guarded by lock_.
+  static constexpr unsigned kMaxLeaves = 32;
+  uint16_t leaves_[kMaxLeaves] = {};
+  unsigned nr_leaves_ = 0;
   std::atomic<size_t> pages_in_use_{0};
   std::atomic<size_t> nr_chunks_{0};
 };

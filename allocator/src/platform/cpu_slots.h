@@ -50,6 +50,7 @@ class SlotTable {
   CGSLAB_FAST_PATH void release(unsigned i) {
     uint64_t w = slots_[i].word.load(std::memory_order_relaxed);
     slots_[i].word.store(w + 1, std::memory_order_release);
+    CGSLAB_SIM_PROGRESS();
   }
 
   // Take slot i (remote flush). Waits, bounded, while its owner finishes its non-sleeping section.

@@ -37,9 +37,9 @@ class Monitor {
   };
   template <class Pred>
   void wait(Lock&, Pred pred, const char* what, WaitKind kind) {
-    for (bool first = true; !pred(); first = false) sim::wait(what, kind == WaitKind::kIdle, first);
+    for (bool first = true; !pred(); first = false) sim::wait(what, kind == WaitKind::kIdle, first, this);
   }
-  void notify_all() {}
+  void notify_all() { sim::notify(this); }
 };
 
 class ServiceThread {

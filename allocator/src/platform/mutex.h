@@ -54,6 +54,7 @@ class CAPABILITY("mutex") Mutex {
   }
   void unlock() RELEASE() {
     m_.unlock();
+    CGSLAB_SIM_NOTIFY(this);
     CGSLAB_SCHED(kUnlock);
   }
   bool try_lock() TRY_ACQUIRE(true) { return m_.try_lock(); }
@@ -61,7 +62,7 @@ class CAPABILITY("mutex") Mutex {
 
  private:
   CGSLAB_SLOW_PATH void lock_slow() {
-    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_, this);
   }
   RawMutex m_;
   const char* name_;
@@ -72,18 +73,20 @@ class CAPABILITY("rwmutex") RwMutex {
   explicit RwMutex(const char* name) : name_(name) {}
   void lock() ACQUIRE() {
     CGSLAB_SCHED(kLock);
-    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock(); ++spins) wait_spin(spins, name_, this);
   }
   void unlock() RELEASE() {
     m_.unlock();
+    CGSLAB_SIM_NOTIFY(this);
     CGSLAB_SCHED(kUnlock);
   }
   void lock_shared() ACQUIRE_SHARED() {
     CGSLAB_SCHED(kLock);
-    for (uint64_t spins = 0; !m_.try_lock_shared(); ++spins) wait_spin(spins, name_);
+    for (uint64_t spins = 0; !m_.try_lock_shared(); ++spins) wait_spin(spins, name_, this);
   }
   void unlock_shared() RELEASE_SHARED() {
     m_.unlock_shared();
+    CGSLAB_SIM_NOTIFY(this);
     CGSLAB_SCHED(kUnlock);
   }
 

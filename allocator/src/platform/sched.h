@@ -42,15 +42,24 @@ double wait_bound_seconds();
 namespace sim {
 void point(Site site, const char* where);
 // first: the first check of this wait loop (the task may have changed state since its last wait).
-void wait(const char* what, bool idle, bool first);
+void wait(const char* what, bool idle, bool first, const void* chan);
+void progress();
+void notify(const void* chan);
 }  // namespace sim
 #define CGSLAB_SCHED(site) ::cgslab::platform::sim::point(::cgslab::platform::Site::site, __func__)
-inline void wait_spin(uint64_t spins, const char* what) { sim::wait(what, false, spins == 0); }
+#define CGSLAB_SIM_PROGRESS() ::cgslab::platform::sim::progress()
+#define CGSLAB_SIM_NOTIFY(chan) ::cgslab::platform::sim::notify(chan)
+// chan: the object whose release ends the wait (nullptr: any progress event).
+inline void wait_spin(uint64_t spins, const char* what, const void* chan = nullptr) {
+  sim::wait(what, false, spins == 0, chan);
+}
 #else
 #define CGSLAB_SCHED(site) ((void)0)
+#define CGSLAB_SIM_PROGRESS() ((void)0)
+#define CGSLAB_SIM_NOTIFY(chan) ((void)0)
 // Spin briefly, then yield, then sleep up to 1 ms; report a hang after wait_bound_seconds().
 void lock_backoff(uint64_t spins, const char* what);
-inline void wait_spin(uint64_t spins, const char* what) { lock_backoff(spins, what); }
+inline void wait_spin(uint64_t spins, const char* what, const void* = nullptr) { lock_backoff(spins, what); }
 #endif
 
 }  // namespace cgslab::platform

@@ -26,6 +26,8 @@ struct SimTask {
   State state = State::kReady;
   uint64_t wait_epoch = 0;
   const char* wait_what = "";
+  const void* wait_chan = nullptr;  // non-null: woken only by notify(chan) (or the re-poll)
+  bool woken = false;
   bool idle = false;
   bool boundary = false;
   uint64_t prio = 0;
@@ -78,14 +80,19 @@ struct Sched {
   size_t next_cp = 0;
   int no_switch = 0;
   bool policy_started = false;
+  bool repolled = false;  // waiters were re-polled and no progress event happened since
+  int generic_waiters = 0;  // waiting tasks with no channel (woken by any progress event)
+  int chan_waiters = 0;     // waiting tasks with a channel
+  bool dirty = true;        // the runnable set may have changed since the last choose()
 };
 
 Sched* g = nullptr;
 Task g_outside_task;  // current_task() outside a run (e.g. the OS thread before run())
 
 bool runnable(const SimTask* t) {
-  return t->state == SimTask::State::kReady ||
-         (t->state == SimTask::State::kWaiting && t->wait_epoch < g->epoch);
+  if (t->state == SimTask::State::kReady) return true;
+  if (t->state != SimTask::State::kWaiting) return false;
+  return t->wait_chan ? t->woken : t->wait_epoch < g->epoch;
 }
 
 std::string describe_tasks() {
@@ -105,6 +112,14 @@ std::string describe_tasks() {
 SimTask* choose() {
   Sched& s = *g;
   SimTask* c = s.cur;
+  // Fast path: nothing woke up, the running task can go on, and the policy has nothing to say
+  // at this step (explicit schedule used up, or PCT with no change point now).
+  if (!s.dirty && c->state == SimTask::State::kReady && s.policy_started &&
+      (s.pol.kind == Policy::Kind::kExplicit ? s.step_index >= s.pol.steps.size()
+                                              : (s.next_cp >= s.change_points.size() ||
+                                                 s.res.steps != s.change_points[s.next_cp])))
+    return c;
+  s.dirty = false;
   if (s.pol.kind == Policy::Kind::kExplicit || !s.policy_started) {
     while (s.policy_started && s.step_index < s.pol.steps.size()) {
       const ScheduleStep& e = s.pol.steps[s.step_index];
@@ -161,6 +176,15 @@ void reschedule(SimTask* c) {
     fail(strprintf("livelock: more than %" PRIu64 " schedule points; tasks:\n", s.pol.max_steps) + describe_tasks());
   s.res.trace_hash = mix(s.res.trace_hash, (uint64_t(c->id) << 32) ^ c->site_hash);
   SimTask* n = choose();
+  if (!n && !s.repolled) {
+    // Safety net for a wake-up event the platform did not signal: let every waiter re-check
+    // once; only when that changes nothing is it a deadlock.
+    s.repolled = true;
+    ++s.epoch;
+    s.dirty = true;
+    for (auto& t : s.tasks) t->woken = true;
+    n = choose();
+  }
   if (!n) fail("deadlock: no task can run; tasks:\n" + describe_tasks());
   if (n != c) switch_to(c, n, false);
 }
@@ -172,7 +196,9 @@ void task_entry() {
   t->fn = nullptr;
   t->state = SimTask::State::kDone;
   t->where = "end";
-  ++g->epoch;
+  g->dirty = true;
+  progress();
+  notify(t);
   if (t->id == 0) {
     for (auto& o : g->tasks)
       if (o->state != SimTask::State::kDone)
@@ -181,6 +207,12 @@ void task_entry() {
     fiber_switch(t->fiber, g->os, true);
   }
   SimTask* n = choose();
+  if (!n) {
+    ++g->epoch;
+    g->dirty = true;
+    for (auto& o : g->tasks) o->woken = true;
+    n = choose();
+  }
   if (!n) fail("deadlock after task " + t->name + " ended; tasks:\n" + describe_tasks());
   switch_to(t, n, true);
   std::abort();  // a finished task is never resumed
@@ -216,8 +248,27 @@ RunResult run(const Policy& policy, const Hooks& hooks, std::function<void()> ma
 
 bool running() { return g != nullptr; }
 
+void progress() {
+  if (!g) return;
+  ++g->epoch;
+  g->repolled = false;
+  if (g->generic_waiters) g->dirty = true;
+}
+
+void notify(const void* chan) {
+  if (!g || !g->chan_waiters) return;
+  g->repolled = false;
+  for (auto& t : g->tasks)
+    if (t->state == SimTask::State::kWaiting && t->wait_chan == chan && !t->woken) {
+      t->woken = true;
+      g->dirty = true;
+    }
+}
+
 void start_policy() {
-  if (g) g->policy_started = true;
+  if (!g) return;
+  g->policy_started = true;
+  g->dirty = true;
 }
 
 int spawn(const char* name, std::function<void()> fn, bool service) {
@@ -237,19 +288,21 @@ int spawn(const char* name, std::function<void()> fn, bool service) {
   for (size_t i = 0; i < g->pol.labels.size(); ++i)
     if (g->pol.labels[i] == t->name && !g->by_label[i]) g->by_label[i] = t.get();
   g->tasks.push_back(std::move(t));
-  ++g->epoch;
+  g->dirty = true;
+  progress();
   return g->tasks.back()->id;
 }
 
 void join(int id) {
-  for (bool first = true; g->tasks.at(size_t(id))->state != SimTask::State::kDone; first = false)
-    wait("a task to finish (join)", true, first);
+  SimTask* t = g->tasks.at(size_t(id)).get();
+  for (bool first = true; t->state != SimTask::State::kDone; first = false)
+    wait("a task to finish (join)", true, first, t);
 }
 
 void point(Site site, const char* where) {
   if (!g) return;  // outside a run: nothing to schedule
   SimTask* c = g->cur;
-  ++g->epoch;
+  if (site == Site::kUnlock || site == Site::kRefPut || site == Site::kRcuReadUnlock) progress();
   c->site = site;
   c->where = where;
   c->site_hash = uint32_t(site) * 0x9e3779b1u ^ where_hash(where);
@@ -257,7 +310,7 @@ void point(Site site, const char* where) {
   reschedule(c);
 }
 
-void wait(const char* what, bool idle, bool first) {
+void wait(const char* what, bool idle, bool first, const void* chan) {
   if (!g) {
     std::fprintf(stderr, "cgslab sim: waiting for %s outside sim::run(): nothing else can run\n", what);
     std::abort();
@@ -265,12 +318,17 @@ void wait(const char* what, bool idle, bool first) {
   if (g->no_switch) fail(std::string("wait inside a no-switch section, for ") + what);
   SimTask* c = g->cur;
   c->state = SimTask::State::kWaiting;
-  if (first) ++g->epoch;  // whatever it did before this wait loop may unblock others
+  (void)first;
   c->wait_epoch = g->epoch;
   c->wait_what = what;
+  c->wait_chan = chan;
+  c->woken = false;
   c->idle = idle;
+  ++(chan ? g->chan_waiters : g->generic_waiters);
+  g->dirty = true;
   if (g->hooks.on_trace && !idle) g->hooks.on_trace("  " + c->name + " waits for " + what);
   reschedule(c);
+  --(chan ? g->chan_waiters : g->generic_waiters);
   c->state = SimTask::State::kReady;
   c->idle = false;
 }

@@ -9,9 +9,11 @@
 // in id order) and PCT (Burckhardt et al.: random task priorities from a seed, the highest-priority
 // runnable task runs, and at d-1 random steps the running task drops below all others).
 //
-// Waits: a waiting task is resumed only after some other task made progress since it last
-// checked its condition (an epoch counter), so a spinning wait costs one step, not a hang. Every
-// schedule point, task start and end, and the first wait of a wait loop count as progress. When
+// Waits: a waiting task is resumed only after a progress event since it last checked its
+// condition (an epoch counter), so a spinning wait costs one step, not a hang. Progress events are
+// the ones that can end a wait: unlock, reference put, RCU read unlock, cpu slot release, Monitor
+// notify, task start and end. When nobody can run, every waiter re-checks once more (a safety
+// net for an unsignalled event) before the run is declared deadlocked. When
 // no task can run, that is a deadlock: the run fails with every task's wait reason. More than
 // Policy::max_steps schedule points is reported as a livelock. Failures go to Hooks::on_fail
 // (default: print and abort), never a hang.
@@ -73,7 +75,11 @@ void join(int id);
 
 // Schedule points and waits (sched.h routes CGSLAB_SCHED and wait_spin here).
 void point(Site site, const char* where);
-void wait(const char* what, bool idle, bool first);
+// A progress event without a schedule point (cpu slot release, Monitor notify).
+void progress();
+void notify(const void* chan);
+// chan: wait for notify(chan) instead of any progress event (monitors, joins, locks).
+void wait(const char* what, bool idle, bool first, const void* chan = nullptr);
 
 // The running task is (not) between operations: used to find states where validate() may run.
 void set_boundary(bool at_boundary);
