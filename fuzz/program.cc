@@ -42,6 +42,7 @@ constexpr OpInfo kOps[] = {
     {"fail_internal", {Arg::kInt}, {"nth"}},
     {"synchronize_rcu", {}, {}},
     {"shrink_all", {}, {}},
+    {"drain", {}, {}},
     // API dialect
     {"double_free", {Arg::kObj}, {"obj"}},
     {"free_interior", {Arg::kObj, Arg::kInt}, {"obj", "offset"}},

@@ -44,6 +44,7 @@ enum class OpKind : uint8_t {
   kFailInternal,
   kSynchronizeRcu,
   kShrinkAll,
+  kDrain,
   kLifecycleCount,
   // API dialect only (fuzz_api): misuse whose error must be reported exactly
   kDoubleFree = kLifecycleCount,

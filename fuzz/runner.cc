@@ -148,11 +148,11 @@ class World {
       if (opts_.trace) opts_.trace(print_op(op));
       exec(t, op);
       ++ops_;
-      t.op = nullptr;
 #if defined(CGSLAB_PLATFORM_SIM)
       platform::sim::set_boundary(true);
       if (opts_.validate_each_op && platform::sim::others_quiescent()) validate("after " + print_op(op));
 #endif
+      t.op = nullptr;
     }
 #if defined(CGSLAB_PLATFORM_SIM)
     platform::sim::set_boundary(false);
@@ -623,6 +623,10 @@ void World::exec(TaskCtx& t, const Op& op) {
     case OpKind::kShrinkAll:
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       a_->shrink_all();
+      return;
+    case OpKind::kDrain:
+      if (in_rcu) return note("skipped: may sleep inside an RCU read section");
+      a_->drain();
       return;
 
     // ---- API dialect: misuse that must be reported exactly once, leaving the state valid ----

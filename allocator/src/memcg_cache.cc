@@ -1,4 +1,5 @@
 #include "memcg_cache.h"
+#include "platform/defects.h"
 
 #include <cstring>
 #include <vector>
@@ -261,6 +262,10 @@ void* MemcgCaches::alloc_accounted(Cache* root, Cgroup* cg, unsigned gfp) {
     }
     // The slow path may sleep (reclaim): hold a reference on the cache across it, or a
     // concurrent offline could free it under us (Shakeel Butt, 2019).
+    if (platform::defect(platform::Defect::kNoTryget)) {
+      plat_.slots.release(s);
+      return slab_.alloc_slow(c, gfp);
+    }
     if (!c->refcnt.tryget(s)) {
       plat_.slots.release(s);
       return slab_.alloc(root, gfp);

@@ -1,4 +1,5 @@
 #include "slab.h"
+#include "platform/defects.h"
 
 #include <algorithm>
 #include <cstring>
@@ -202,6 +203,7 @@ void Slab::free_slab_now(Cache* c, PageDesc* pd) {
   if (child) uncharge_slab(c);
   pd->slab_cache = nullptr;
   pages_.free(pd);
+  if (platform::defect(platform::Defect::kLeakSlabRef)) return;
   ref_put(c);  // last touch of c: it may be released (dead cache self-destruction)
 }
 

@@ -1,4 +1,7 @@
+#include <string>
 #include "report.h"
+
+#include "defects.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +30,20 @@ void default_error_handler(const Error& e) {
 }
 
 namespace platform {
+
+#if defined(FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION)
+bool defect(Defect d) {
+  static const int on = [] {
+    const char* s = std::getenv("CGSLAB_DEFECT");
+    if (!s || !*s) return -1;
+    if (std::string(s) == "no_tryget") return int(Defect::kNoTryget);
+    if (std::string(s) == "leak_slab_ref") return int(Defect::kLeakSlabRef);
+    std::fprintf(stderr, "cgslab: unknown CGSLAB_DEFECT '%s' (no_tryget, leak_slab_ref)\n", s);
+    std::exit(2);
+  }();
+  return on == int(d);
+}
+#endif
 
 static std::string vformat(const char* fmt, va_list ap) {
   va_list ap2;
