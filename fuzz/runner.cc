@@ -530,7 +530,7 @@ void World::exec(TaskCtx& t, const Op& op) {
     }
     case OpKind::kAlloc:
     case OpKind::kAllocMany: {
-      size_t n = op.kind == OpKind::kAlloc ? 1 : 1 + op.b % 16;
+      size_t n = op.kind == OpKind::kAlloc ? 1 : std::max(1, op.b % 17);
       unsigned gfp = op.kind == OpKind::kAlloc ? op.b : op.c;
       size_t got = 0;
       for (size_t i = 0; i < n; ++i) {
@@ -572,7 +572,7 @@ void World::exec(TaskCtx& t, const Op& op) {
       return;
     }
     case OpKind::kFreeMany:
-      free_some(t.idx, 1 + op.a % 16, false);
+      free_some(t.idx, size_t(std::max(1, op.a % 17)), false);
       return;
     case OpKind::kRcuLock:
       if (t.rcu_depth >= 3) return note("skipped: nesting limit");

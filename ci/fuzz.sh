@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# ci/fuzz.sh: the main job. Builds the fuzz presets if needed, runs every libFuzzer target for a
+# time budget starting from the seed corpora, merges new inputs into the persistent corpus, and
+# prints a table: target, runs, exec/s, coverage, new corpus files, crashes. Every crash is kept
+# with its decoded program text next to it. Exit status: 0 iff no target crashed.
+#
+#   ci/fuzz.sh                         # every target, 60 s each
+#   ci/fuzz.sh --time 300 --target fuzz_lifecycle
+#   ci/fuzz.sh --jobs 2                # run two targets at a time
+#
+# Corpus: $CGSLAB_FUZZ_CORPUS/<target> (default build/fuzz-corpus/<target>; cache it between CI
+# runs). Crashes: build/fuzz-artifacts/<target>/. Reproduce one with
+#   build/fuzz/fuzz/fuzz_lifecycle <crash-file>        (or cgslab-prog replay --trace <crash-file>)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+all_targets=(fuzz_lifecycle fuzz_api fuzz_threads)
+time_s=60
+jobs=1
+targets=()
+usage() {
+  cat >&2 <<USAGE
+usage: ci/fuzz.sh [--time SECONDS] [--target NAME]... [--jobs N]
+  --time SECONDS   fuzzing budget per target (default 60)
+  --target NAME    one of: ${all_targets[*]} (repeatable; default: all)
+  --jobs N         targets fuzzed at the same time (default 1)
+USAGE
+  exit 2
+}
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --time needs a positive number of seconds" >&2; usage; }; time_s=$2; shift 2 ;;
+    --jobs) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --jobs needs a positive number" >&2; usage; }; jobs=$2; shift 2 ;;
+    --target)
+      [ $# -ge 2 ] || usage
+      ok=0; for t in "${all_targets[@]}"; do [ "$t" = "$2" ] && ok=1; done
+      [ $ok = 1 ] || { echo "ci/fuzz.sh: unknown target '$2'" >&2; usage; }
+      targets+=("$2"); shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "ci/fuzz.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
+
+ci/install-deps.sh >/dev/null
+
+need_tsan=0
+for t in "${targets[@]}"; do [ "$t" = fuzz_threads ] && need_tsan=1; done
+echo "=== building the fuzz preset ==="
+cmake --preset fuzz >/dev/null && cmake --build --preset fuzz || { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
+if [ $need_tsan = 1 ]; then
+  echo "=== building the fuzz-tsan preset ==="
+  cmake --preset fuzz-tsan >/dev/null && cmake --build --preset fuzz-tsan --target fuzz_threads || { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
+fi
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1}"
+export CGSLAB_WAIT_BOUND_SEC="${CGSLAB_WAIT_BOUND_SEC:-20}"
+corpus_root="${CGSLAB_FUZZ_CORPUS:-build/fuzz-corpus}"
+prog=build/fuzz/fuzz/cgslab-prog
+
+fuzz_one() {
+  local t=$1 bin dialect seeds work corpus art before after
+  case $t in
+    fuzz_threads) bin=build/fuzz-tsan/fuzz/fuzz_threads; dialect=lifecycle; seeds="build/fuzz/corpus/fuzz_lifecycle build/fuzz/corpus/regressions" ;;
+    fuzz_api) bin=build/fuzz/fuzz/fuzz_api; dialect=api; seeds="build/fuzz/corpus/fuzz_api" ;;
+    *) bin=build/fuzz/fuzz/$t; dialect=lifecycle; seeds="build/fuzz/corpus/$t build/fuzz/corpus/regressions" ;;
+  esac
+  work=build/fuzz-work/$t; corpus=$corpus_root/$t; art=build/fuzz-artifacts/$t
+  rm -rf "$work"; mkdir -p "$work/new" "$corpus" "$art"
+  before=$(find "$corpus" -type f | wc -l)
+  local existing_seeds=()
+  for s in $seeds; do [ -d "$s" ] && existing_seeds+=("$s"); done
+  touch "$work/start"
+  # The outer timeout is a backstop; libFuzzer stops itself after -max_total_time.
+  timeout --kill-after=30 $((time_s + 300)) "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
+    -max_total_time="$time_s" -max_len=1100 -timeout=30 -rss_limit_mb=4096 -dict="fuzz/$t.dict" \
+    -print_final_stats=1 -artifact_prefix="$art/" >"$work/log" 2>&1
+  echo $? >"$work/rc"
+  "$bin" -merge=1 "$corpus" "$work/new" >"$work/merge.log" 2>&1
+  after=$(find "$corpus" -type f | wc -l)
+  echo $((after - before)) >"$work/new_files"
+  # Decode every crash found in this run next to it.
+  find "$art" -type f -newer "$work/start" ! -name '*.txt' | while read -r c; do
+    "$prog" decode --dialect "$dialect" "$c" >"$c.txt" 2>&1
+  done
+}
+
+start=$(date +%s)
+running=0
+for t in "${targets[@]}"; do
+  echo "=== fuzzing $t for ${time_s}s ==="
+  fuzz_one "$t" &
+  running=$((running + 1))
+  if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+
+status=0
+echo
+echo "=== ci/fuzz.sh: ${time_s}s per target, $(( $(date +%s) - start ))s total ==="
+printf '%-16s %10s %8s %8s %8s %6s  %s\n' target runs exec/s cov ft new crashes
+for t in "${targets[@]}"; do
+  work=build/fuzz-work/$t; log=$work/log
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
+  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
+  crashes=$(find "build/fuzz-artifacts/$t" -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null)
+  ncrash=$(printf '%s' "$crashes" | grep -c . || true)
+  printf '%-16s %10s %8s %8s %8s %6s  %s\n' "$t" "${runs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "$(cat "$work/new_files")" "$ncrash"
+  rc=$(cat "$work/rc")
+  if [ "$ncrash" -gt 0 ] || [ "$rc" != 0 ]; then
+    status=1
+    [ "$ncrash" -eq 0 ] && echo "    $t exited with status $rc without a crash file; log: $log"
+    for c in $crashes; do
+      echo "    crash: $c  (program: $c.txt; log: $log)"
+      grep -m1 -E "FAILURE|ERROR: AddressSanitizer|runtime error|WARNING: ThreadSanitizer|deadly signal" "$log" | sed 's/^/      /'
+    done
+  fi
+done
+exit $status
