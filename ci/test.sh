@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # ci/test.sh: the test command. Configures, builds and runs CTest for the asan (ASan+UBSan),
-# tsan and release presets, printing CTest's summary for each. Exit status: 0 iff all passed.
+# tsan, release and fuzz (libFuzzer+ASan+UBSan) presets, printing CTest's summary for each. CTest
+# includes the corpus replays (every corpus/ program run twice in sim mode: oracles pass, same
+# trace hash) in the presets that build the sim backend. Exit status: 0 iff all passed.
 #
-#   ci/test.sh                 # all three presets
+#   ci/test.sh                 # all four presets
 #   ci/test.sh asan            # only the named presets
 #   CGSLAB_JOBS=1 ci/test.sh   # build parallelism (default: nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 presets=("$@")
-[ ${#presets[@]} -eq 0 ] && presets=(asan tsan release)
+[ ${#presets[@]} -eq 0 ] && presets=(asan tsan release fuzz)
 for p in "${presets[@]}"; do
-  case "$p" in asan|tsan|release|debug) ;; *) echo "ci/test.sh: unknown preset '$p' (asan, tsan, release, debug)" >&2; exit 2 ;; esac
+  case "$p" in asan|tsan|release|debug|fuzz) ;; *) echo "ci/test.sh: unknown preset '$p' (asan, tsan, release, debug, fuzz)" >&2; exit 2 ;; esac
 done
 
 ci/install-deps.sh

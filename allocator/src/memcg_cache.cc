@@ -175,6 +175,16 @@ bool MemcgCaches::destroy_root(Cache* s, bool teardown) {
     auto k = slab_.counts(s);
     s->root_state.store(1);
     s->state.store(CacheState::kDestroyFailed);
+    // The root is kept, so its children go on with their own lifecycle: a child deactivated
+    // while the root was dying skipped its deactivation (the destroy meant to shut it down);
+    // start it now, or the dead child would never destroy itself. Found by fuzz_api.
+    s->dying.store(false, std::memory_order_release);
+    for (ListNode* n = s->children.next; n != &s->children; n = n->next) {
+      Cache* c = cache_of(n, &Cache::children_node);
+      if (c->state.load() != CacheState::kDeactivated) continue;
+      c->rcu.cache = c;
+      plat_.rcu.call(&c->rcu, &MemcgCaches::deactivate_rcufn);
+    }
     if (!teardown)
       plat_.reporter.report(ErrorKind::kCacheBusy, s, s->name,
                             "kmem_cache_destroy %s: Slab cache still has objects (%zu of %zu "

@@ -404,7 +404,11 @@ bool Slab::validate_cache(Cache* c, std::string* out) {
       if (cache_of_object(o) != c) fail(platform::strprintf("slot %u magazine holds %p of another cache", i, o));
       else if (!has_marker(c, o)) fail(platform::strprintf("slot %u magazine object %p lacks the free marker", i, o));
     }
-    if (cc.avail && c->dead.load()) fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
+    // Deactivation only stops new objects from entering the magazines; the deactivate work
+    // empties them (shrink) before it marks the cache killed.
+    if (cc.avail && c->dead.load() && c->state.load() >= CacheState::kKilled &&
+        c->state.load() != CacheState::kDestroyFailed)
+      fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
     plat_.slots.release(i);
   }
   platform::MutexLock g(c->list_lock);
