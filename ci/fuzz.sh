@@ -56,7 +56,9 @@ fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:suppressions=$PWD/fuzz/tsan.supp}"
+# No abort_on_error for TSan: its death callback already lets libFuzzer save the input, and an
+# abort on top re-enters libFuzzer's crash handler inside TSan's report and deadlocks.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/fuzz/tsan.supp}"
 export CGSLAB_WAIT_BOUND_SEC="${CGSLAB_WAIT_BOUND_SEC:-20}"
 corpus_root="${CGSLAB_FUZZ_CORPUS:-build/fuzz-corpus}"
 prog=build/fuzz/fuzz/cgslab-prog

@@ -407,14 +407,16 @@ void World::exec(TaskCtx& t, const Op& op) {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       int p;
       std::string name;
+      Cgroup* parent;
       {
         std::lock_guard<std::mutex> g(mu_);
         p = pick_cg(op.a, true);
         if (p < 0 || cgs_[size_t(p)].depth >= 4 || cgs_.size() >= 24) return note("skipped: no parent");
         ++cgs_[size_t(p)].busy;
         name = "cg" + std::to_string(cgs_.size());
+        parent = cgs_[size_t(p)].cg;
       }
-      Cgroup* cg = a_->cgroup_create(cgs_[size_t(p)].cg, name);
+      Cgroup* cg = a_->cgroup_create(parent, name);
       std::lock_guard<std::mutex> g(mu_);
       --cgs_[size_t(p)].busy;
       if (cg) cgs_.push_back(CgH{cg, cgs_[size_t(p)].depth + 1});
@@ -423,13 +425,15 @@ void World::exec(TaskCtx& t, const Op& op) {
     case OpKind::kCgroupOffline: {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       int c;
+      Cgroup* cg;
       {
         std::lock_guard<std::mutex> g(mu_);
         c = pick(cgs_, 1, op.a, [](const CgH& g) { return g.online && !g.offlining && g.busy == 0; });
         if (c < 0) return note("skipped: no idle online cgroup");
         cgs_[size_t(c)].offlining = true;
+        cg = cgs_[size_t(c)].cg;
       }
-      bool ok = a_->cgroup_offline(cgs_[size_t(c)].cg);
+      bool ok = a_->cgroup_offline(cg);
       std::lock_guard<std::mutex> g(mu_);
       cgs_[size_t(c)].offlining = false;
       if (ok) cgs_[size_t(c)].online = false;
@@ -441,13 +445,14 @@ void World::exec(TaskCtx& t, const Op& op) {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       if (op.kind != OpKind::kCgroupSetMax && t.scopes.size() >= 3) return note("skipped: scope depth");
       int c;
+      Cgroup* cg;
       {
         std::lock_guard<std::mutex> g(mu_);
         c = pick_cg(op.a, op.kind == OpKind::kCgroupSetMax ? false : true);
         if (c < 0) return note("skipped: no cgroup");
         ++cgs_[size_t(c)].busy;
+        cg = cgs_[size_t(c)].cg;
       }
-      Cgroup* cg = cgs_[size_t(c)].cg;
       if (op.kind == OpKind::kCgroupSetMax) {
         a_->cgroup_set_max(cg, op.b == 255 ? SIZE_MAX : size_t(op.b) * kPageSize);
       } else if (op.kind == OpKind::kAttach) {
@@ -494,14 +499,16 @@ void World::exec(TaskCtx& t, const Op& op) {
     case OpKind::kCacheShrink: {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       int h, cobj;
+      Cache* cache;
       {
         std::lock_guard<std::mutex> g(mu_);
         h = pick_cache(op.a);
         if (h < 0) return note("skipped: no cache");
         cobj = handles_[size_t(h)].obj;
         ++caches_[size_t(cobj)].busy;
+        cache = caches_[size_t(cobj)].c;
       }
-      a_->cache_shrink(caches_[size_t(cobj)].c);
+      a_->cache_shrink(cache);
       std::lock_guard<std::mutex> g(mu_);
       --caches_[size_t(cobj)].busy;
       return;
@@ -509,6 +516,7 @@ void World::exec(TaskCtx& t, const Op& op) {
     case OpKind::kCacheDestroy: {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
       int h, cobj;
+      Cache* cache;
       {
         std::lock_guard<std::mutex> g(mu_);
         h = pick_cache(op.a);
@@ -519,8 +527,9 @@ void World::exec(TaskCtx& t, const Op& op) {
         if (co.live || co.busy || (co.handles == 1 && co.destroying)) return note("skipped: cache in use");
         handles_[size_t(h)].alive = false;
         if (co.handles == 1) co.destroying = true;
+        cache = co.c;
       }
-      bool ok = a_->cache_destroy(caches_[size_t(cobj)].c);
+      bool ok = a_->cache_destroy(cache);
       if (!ok) harness_fail("cache_destroy refused a cache with no objects");
       std::lock_guard<std::mutex> g(mu_);
       CacheObj& co = caches_[size_t(cobj)];
