@@ -116,7 +116,10 @@ for t in "${targets[@]}"; do
   rc=$(cat "$work/rc")
   if [ "$ncrash" -gt 0 ] || [ "$rc" != 0 ]; then
     status=1
-    [ "$ncrash" -eq 0 ] && echo "    $t exited with status $rc without a crash file; log: $log"
+    if [ "$ncrash" -eq 0 ]; then
+      echo "    $t exited with status $rc without a crash file; log: $log"
+      grep -m3 -E "^SUMMARY|FAILURE|hang:" "$log" | sed 's/^/      /'
+    fi
     for c in $crashes; do
       echo "    crash: $c  (program: $c.txt; log: $log)"
       grep -m1 -E "FAILURE|ERROR: AddressSanitizer|runtime error|WARNING: ThreadSanitizer|deadly signal" "$log" | sed 's/^/      /'

@@ -387,7 +387,7 @@ class World {
   std::vector<ObjRec> objs_;
   std::vector<TaskCtx> tasks_;
   uint64_t serial_ = 0;
-  int shrinkers_ = 0;
+  std::atomic<int> shrinkers_{0};
   std::atomic<uint64_t> ops_{0};
   uint64_t validations_ = 0;
   std::atomic<uint64_t> errors_expected_{0};
@@ -613,8 +613,7 @@ void World::exec(TaskCtx& t, const Op& op) {
       rcu_unlock(t);
       return;
     case OpKind::kRegisterShrinker: {
-      if (shrinkers_ >= 2) return note("skipped: shrinker limit");
-      ++shrinkers_;
+      if (shrinkers_.fetch_add(1) >= 2) return note("skipped: shrinker limit");
       size_t batch = 1 + op.a % 8;
       a_->register_shrinker([this, batch](const ShrinkControl&) { return free_some(-1, batch, true); });
       return;
