@@ -78,7 +78,7 @@ fuzz_one() {
   touch "$work/start"
   # The outer timeout is a backstop; libFuzzer stops itself after -max_total_time.
   timeout --kill-after=30 $((time_s + 300)) "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
-    -max_total_time="$time_s" -max_len=1100 -timeout=30 -rss_limit_mb=4096 -dict="fuzz/$t.dict" \
+    -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="fuzz/$t.dict" \
     -print_final_stats=1 -artifact_prefix="$art/" >"$work/log" 2>&1
   echo $? >"$work/rc"
   "$bin" -merge=1 "$corpus" "$work/new" >"$work/merge.log" 2>&1

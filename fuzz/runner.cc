@@ -395,6 +395,11 @@ class World {
 
 void World::exec(TaskCtx& t, const Op& op) {
   const bool in_rcu = t.rcu_depth > 0;
+  // Misuse ops that destroy or offline may wait for a grace period: never inside a read section
+  // (that would be the harness deadlocking itself, not an allocator bug).
+  if (in_rcu && (op.kind == OpKind::kUseDestroyedCache || op.kind == OpKind::kOfflineTwice ||
+                 op.kind == OpKind::kDestroyBusy))
+    return note("skipped: may sleep inside an RCU read section");
   switch (op.kind) {
     case OpKind::kYield:
 #if defined(CGSLAB_PLATFORM_SIM)
