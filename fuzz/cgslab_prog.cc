@@ -2,10 +2,11 @@
 //
 //   cgslab-prog decode [--dialect D] FILE          print FILE (bytes or text) as text
 //   cgslab-prog encode [--dialect D] FILE OUT      parse text FILE, write its bytes to OUT
-//   cgslab-prog replay [--dialect D] [--trace] [--repeat N] FILE...
+//   cgslab-prog replay [--dialect D] [--trace] [--repeat N] [--no-validate] FILE...
 //                                                  run each program in sim mode; --trace prints the
 //                                                  executed interleaving; --repeat N runs it N times
-//                                                  and fails unless every trace hash is the same
+//                                                  and fails unless every trace hash is the same;
+//                                                  --no-validate skips validate() after each op
 //
 // D is lifecycle (default; fuzz_lifecycle, fuzz_threads inputs) or api (fuzz_api inputs); a text
 // file names its own dialect. A file is text if it starts like one (a '#', "dialect" or "tasks").
@@ -30,7 +31,7 @@ int usage(const char* msg) {
   std::fprintf(stderr,
                "usage: cgslab-prog decode [--dialect lifecycle|api] FILE\n"
                "       cgslab-prog encode [--dialect lifecycle|api] FILE.txt OUT\n"
-               "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] FILE...\n");
+               "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] [--no-validate] FILE...\n");
   return 2;
 }
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   Dialect dialect = Dialect::kLifecycle;
   bool trace = false;
+  bool validate = true;
   long repeat = 1;
   std::vector<std::string> files;
   for (int i = 2; i < argc; ++i) {
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
       if (d == "api" || d == "fuzz_api") dialect = Dialect::kApi;
       else if (d == "lifecycle" || d == "fuzz_lifecycle" || d == "fuzz_threads") dialect = Dialect::kLifecycle;
       else return usage(("unknown dialect '" + d + "'").c_str());
+    } else if (a == "--no-validate") {
+      validate = false;
     } else if (a == "--trace") {
       trace = true;
     } else if (a == "--repeat" && i + 1 < argc) {
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
       uint64_t first = 0;
       for (long r = 0; r < repeat; ++r) {
         RunOptions o;
+        o.validate_each_op = validate;
         if (trace && r == 0) o.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
         RunStats s = run_program(p, o);
         if (r == 0) {
