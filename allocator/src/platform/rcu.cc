@@ -55,7 +55,7 @@ Rcu::Reader* Rcu::register_reader() {
   }
   for (;;) {
     n = nr_readers_.load(std::memory_order_acquire);
-    if (n >= kMaxReaders) report_hang("a free RCU reader record (more than 1024 reader threads)", 0);
+    if (n >= kMaxReaders) report_hang("a free RCU reader record (more than kMaxReaders reader threads)", 0);
     bool expected = false;
     if (readers_[n].used.compare_exchange_strong(expected, true)) {
       unsigned want = n;

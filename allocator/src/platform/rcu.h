@@ -30,7 +30,11 @@ struct RcuHead {
 
 class Rcu {
  public:
+#if defined(CGSLAB_PLATFORM_SIM)
+  static constexpr unsigned kMaxReaders = 64;    // a sim run has a handful of tasks
+#else
   static constexpr unsigned kMaxReaders = 1024;
+#endif
 
   explicit Rcu(SlotTable& slots);
   ~Rcu();
