@@ -3,6 +3,9 @@
 // that refused to start.
 #include "cli.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>

@@ -2,6 +2,7 @@
 // after the checker counted the parked threads must not start operating under validate().
 #include "quiesce.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace cgslab::stress {
@@ -50,12 +51,14 @@ void Quiescer::park(unsigned id) {
 }
 
 bool Quiescer::nap(unsigned id, double seconds, const std::atomic<bool>& stop) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  auto end = std::chrono::steady_clock::now() +
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
   while (!stop.load(std::memory_order_relaxed)) {
     point(id);
     auto now = std::chrono::steady_clock::now();
     if (now >= end) return true;
-    auto step = std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(2));
+    std::chrono::steady_clock::duration step = std::min<std::chrono::steady_clock::duration>(
+        end - now, std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::milliseconds(2)));
     std::this_thread::sleep_for(step);
   }
   return false;
