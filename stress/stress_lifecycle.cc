@@ -118,6 +118,8 @@ struct ChurnSlot {
 
 struct WorkerState {
   std::vector<Obj> mine;
+  std::vector<Obj> old;    // long-lived objects: they outlive their cgroup by seconds, so dying
+                           // caches pile up and die when these are freed much later
   std::vector<Obj> churn;  // objects of a borrowed churn cache (freed before returning it)
   std::vector<Obj> spare;  // swap buffer for the inbox
 };
@@ -290,6 +292,7 @@ void World::worker(unsigned w) {
   Rng rng(opt.seed * 1000003 + w + 1);
   WorkerState& st = *workers[w];
   st.mine.reserve(cfg.live + 16);
+  st.old.reserve(cfg.live / 4 + 1);
   st.churn.reserve(256);
   st.spare.reserve(kInboxCap);
   uint32_t tag = w << 24;
@@ -363,7 +366,17 @@ void World::worker(unsigned w) {
             PersistentCache& p = pc[r < 300 ? kAccounted[r % 5] : 4];
             bool rcu = p.flags & kCacheTypesafeByRcu;
             if (rcu) gfp &= ~kGfpZero;
-            if (alloc_obj(p.c, p.size, rcu, gfp, ++tag, k, &o)) st.mine.push_back(o);
+            if (alloc_obj(p.c, p.size, rcu, gfp, ++tag, k, &o)) {
+              if (rng.below(64) != 0) {
+                st.mine.push_back(o);
+              } else if (st.old.size() < cfg.live / 4) {
+                st.old.push_back(o);
+              } else {  // replace a random old object
+                size_t j = rng.below(uint32_t(st.old.size()));
+                free_obj(st.old[j], k, &rng, "old");
+                st.old[j] = o;
+              }
+            }
           } else {
             size_t size = rng.below(50) == 0 ? 4096 + rng.below(28 * 1024 + 1) : 16 + rng.below(2048);
             if (rng.below(4) == 0) gfp |= 0;  // unaccounted kmalloc
@@ -785,6 +798,8 @@ bool World::verify_all(std::string* why) {
       if (!chk(o)) return *why = run.failure(), false;
     for (auto& o : ws->churn)
       if (!chk(o)) return *why = run.failure(), false;
+    for (auto& o : ws->old)
+      if (!chk(o)) return *why = run.failure(), false;
   }
   for (auto& ib : inbox)
     for (auto& o : ib->objs)
@@ -806,6 +821,8 @@ void World::teardown() {
   for (auto& ws : workers) {
     for (auto& o : ws->mine) free_obj(o, k, nullptr, "teardown");
     ws->mine.clear();
+    for (auto& o : ws->old) free_obj(o, k, nullptr, "teardown");
+    ws->old.clear();
   }
   for (auto& ib : inbox) {
     for (auto& o : ib->objs) free_obj(o, k, nullptr, "teardown");
