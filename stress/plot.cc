@@ -193,6 +193,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stress_plot: cannot write %s\n", argv[2]);
     return 1;
   }
-  (void)rmax;
+  // One machine-readable line for scripts (ci/nightly.sh reads it): key=value pairs.
+  double dmax = 0;
+  for (double v : dying)
+    if (std::isfinite(v)) dmax = std::max(dmax, v);
+  const Value* tot = r.get("totals");
+  std::printf("verdict=%s ops_per_s=%.0f checks=%.0f rss_baseline_mb=%.1f rss_final_mb=%.1f rss_peak_mb=%.1f "
+              "rss_growth_pct=%.1f rss_judged=%s dying_caches_max=%.0f samples=%zu\n",
+              verdict.c_str(), tot ? tot->num("ops_per_s", NAN) : NAN, tot ? tot->num("checks", NAN) : NAN,
+              rv ? rv->num("baseline_mb", NAN) : NAN, rv ? rv->num("final_mb", NAN) : NAN, rmax,
+              rv ? rv->num("growth_pct", NAN) : NAN, rv && rv->get("judged") && rv->get("judged")->b ? "yes" : "no",
+              dmax, t.size());
   return 0;
 }

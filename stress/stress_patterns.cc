@@ -591,6 +591,11 @@ int main_impl(int argc, char** argv) {
   bool rss_ok = w.run.rss_verdict(&rss_why);
   double total = w.run.elapsed();
   w.run.set_total("ops", double(w.run.op_total()));
+  {
+    double cg_ops = 0, cg_secs = 0;
+    for (int s : shapes) cg_ops += ops[size_t(s)][0], cg_secs += secs[size_t(s)][0];
+    w.run.set_total("ops_per_s", cg_secs > 0 ? cg_ops / cg_secs : 0);  // cgslab phases only
+  }
   w.run.set_total("checks", double(checks));
   w.run.set_total("phases", double(phases));
   w.run.set_total("children_created", double(census.children_created));
