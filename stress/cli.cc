@@ -103,10 +103,16 @@ void ArgParser::usage_error(const std::string& what) const {
 }
 
 void ArgParser::parse(int argc, char** argv, CommonOptions* o) {
+  // The echoed command line leaves out --seed: the repeat line appends the seed actually used.
   o->command_line = tool_;
   for (int i = 1; i < argc; ++i) {
-    o->command_line += " ";
-    o->command_line += argv[i];
+    std::string a = argv[i];
+    if (a == "--seed") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--seed=", 0) == 0) continue;
+    o->command_line += " " + a;
   }
   auto dur = [&](const std::string& flag, const std::string& v, double lo, double* out) {
     double s = 0;

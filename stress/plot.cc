@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
 
   const Value* rv = r.get("rss");
   std::ostringstream svg;
-  const double W = 900, H = 760;
+  const double W = 900, H = 790;
   svg << "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='" << W
       << "' height='" << H << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
   std::string verdict = r.str("verdict", "?");
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   }
   panel(svg, 330, ph, "RSS (MiB)", xs, xmax, {{rss, "#2a8a2a", "rss", 1.6}}, extra);
   panel(svg, 560, ph, "child caches", xs, xmax, {{live, "#999999", "live", 1.0}, {dying, "#c0392b", "dying", 1.8}}, {});
-  svg << "<text x='470' y='" << H - 6 << "' font-size='11' text-anchor='middle'>time (" << uname << ")</text>\n";
+  svg << "<text x='470' y='" << H - 8 << "' font-size='11' text-anchor='middle'>time (" << uname << ")</text>\n";
   svg << "</svg>\n";
   std::ofstream out(argv[2]);
   out << svg.str();

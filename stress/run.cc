@@ -133,7 +133,6 @@ Run::Run(std::string tool, const CommonOptions& o, std::vector<std::string> op_n
       counters_(new OpCounters[max_threads]), start_(std::chrono::steady_clock::now()) {
   std::snprintf(g_repeat, sizeof g_repeat, "repeat with: %s --seed %" PRIu64 " (same operation choices; "
                 "thread interleaving differs between runs)", opt_.command_line.c_str(), opt_.seed);
-  // Drop an explicit --seed from the echoed command line so the repeat line has exactly one.
   g_run = this;
   g_names = &op_names_;
   struct sigaction sa {};

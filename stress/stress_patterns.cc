@@ -192,6 +192,22 @@ class World {
   unsigned nr_slots = default_cpu_slots();
   std::unique_ptr<Allocator> a;
   std::atomic<bool> stop{false};
+  std::atomic<double> join_deadline{0};  // >0 while the main thread joins a phase's threads
+  std::atomic<bool> finished{false};
+  std::atomic<const char*> phase_name{""};
+
+  // Fails the run when a phase's threads are not joined by the deadline.
+  void watchdog() {
+    while (!finished.load()) {
+      double d = join_deadline.load();
+      if (d > 0 && run.elapsed() > d) {
+        run.fail(std::string("quiescent point: phase ") + phase_name.load() + ": its threads did not stop within " +
+                 std::to_string(int(opt.barrier_timeout_s)) + " s of the phase's end (a hang inside the allocator?)");
+        run.die();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 
   Item make(Backend& b, size_t size, int cls, uint32_t tag, OpCounters& k) {
     Item it{b.alloc(size, cls), uint32_t(size), cls, tag};
@@ -322,6 +338,7 @@ class World {
   // Runs one phase; returns its wall time.
   double phase(int shape, Backend& b, ShapeState& s, double seconds, uint64_t seed) {
     const unsigned T = opt.threads;
+    phase_name.store(kShapeNames[shape]);
     b.phase_begin(T);
     stop.store(false);
     auto t0 = std::chrono::steady_clock::now();
@@ -355,7 +372,10 @@ class World {
     auto end = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
     while (std::chrono::steady_clock::now() < end && !run.failed()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     stop.store(true);
+    // Bounded: a thread that does not come back is a hang (watchdog() fails the run).
+    join_deadline.store(run.elapsed() + opt.barrier_timeout_s);
     for (auto& x : th) x.join();
+    join_deadline.store(0);
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     b.phase_end();
     run.counters(T).add(kPhases);
@@ -510,6 +530,7 @@ int main_impl(int argc, char** argv) {
     w.run.status(b);
   };
 
+  std::thread watchdog([&w] { w.watchdog(); });
   bool done = false;
   for (uint64_t round = 0; !done && !w.run.failed(); ++round) {
     for (int s : shapes) {
@@ -544,6 +565,8 @@ int main_impl(int argc, char** argv) {
       if (done) break;
     }
   }
+  w.finished.store(true);
+  watchdog.join();
   if (w.run.failed()) w.run.die();
   if (!check()) w.run.die();
   status();
