@@ -26,6 +26,7 @@
 // a cache is destroyed only by its creator, after every borrower returned it.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <memory>
@@ -59,6 +60,10 @@ const std::vector<std::string> kOpNames = {
 
 struct Config {
   unsigned live = 2048;       // objects a worker keeps at most
+  // --self-test: a deliberate defect, to prove the oracles catch it (CTest runs each and expects
+  // exit 1 with the matching message): corrupt-object (a live object's stamp changes), hang (a
+  // worker stops reaching quiescent points), leak-object (teardown forgets one object).
+  std::string self_test;
   unsigned max_cgroups = 24;  // churned cgroups alive at most
   size_t lo_limit = 3 << 20;  // /lo's limit (bytes)
 };
@@ -170,6 +175,7 @@ class World {
   ShrinkerId shrinker = 0;
   std::atomic<uint64_t> shrinker_calls{0};
   std::atomic<uint64_t> shrinker_freed{0};
+  bool self_test_done = false;  // worker 0 only
 
   // --- objects ---
   void* alloc_obj(Cache* c, size_t size, bool rcu, unsigned gfp, uint32_t tag, OpCounters& k, Obj* out) {
@@ -337,6 +343,16 @@ void World::worker(unsigned w) {
     }
 
     const unsigned burst = 256 + rng.below(4096);
+    if (w == 0 && !cfg.self_test.empty() && run.elapsed() > 1.0 && !st.mine.empty()) {
+      if (cfg.self_test == "corrupt-object" && !self_test_done) {
+        char* b = static_cast<char*>(st.mine[0].p) + (st.mine[0].rcu ? 8 : 0);
+        *b = char(*b ^ 1);
+        self_test_done = true;
+      } else if (cfg.self_test == "hang") {
+        q.doing(qid, "self-test hang (never reaches a quiescent point)");
+        while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
     for (unsigned i = 0; i < burst && !stop.load(std::memory_order_relaxed); ++i) {
       q.point(qid);
       uint32_t r = rng.below(1000);
@@ -818,6 +834,12 @@ bool World::verify_all(std::string* why) {
 
 void World::teardown() {
   OpCounters& k = run.counters(opt.threads + 2);
+  if (cfg.self_test == "leak-object")
+    for (auto& ws : workers)
+      if (!ws->mine.empty() && ws->mine[0].c) {
+        ws->mine.erase(ws->mine.begin());
+        break;
+      }
   for (auto& ws : workers) {
     for (auto& o : ws->mine) free_obj(o, k, nullptr, "teardown");
     ws->mine.clear();
@@ -864,7 +886,14 @@ int main_impl(int argc, char** argv) {
                "  --live N             objects each worker keeps at most (default 2048)\n"
                "  --cgroups N          churned cgroups alive at most (default 24)\n"
                "  --lo-limit-kb K      limit of /lo, the cgroup under constant reclaim (default 3072)\n"
+               "  --self-test D        inject defect D (corrupt-object, hang, leak-object): must FAIL\n"
                "  (threads: --threads workers + a cgroup churner + a cache churner)\n");
+  ap.add("--self-test", [&](const std::string& v) {
+    cfg.self_test = v;
+    return v == "corrupt-object" || v == "hang" || v == "leak-object"
+               ? std::string()
+               : "'" + v + "' is not one of corrupt-object, hang, leak-object";
+  });
   ap.add("--live", [&](const std::string& v) { return parse_uint(v, 16, 1 << 20, &cfg.live); });
   ap.add("--cgroups", [&](const std::string& v) { return parse_uint(v, 0, 4096, &cfg.max_cgroups); });
   ap.add("--lo-limit-kb", [&](const std::string& v) {
