@@ -89,6 +89,7 @@ std::string ArgParser::usage() const {
                   "  --max-rss-growth P   fail if RSS after warm-up grows by more than P percent and\n"
                   "                       by more than --rss-slack-mb (default 0: report only)\n"
                   "  --rss-slack-mb M     growth below M MiB never fails (default 8)\n"
+                  "  --judge-memory W     rss (default) or live (malloc'd live bytes + cgslab's mappings)\n"
                   "  --barrier-timeout T  bounded wait for the quiescent point (default 60s)\n"
                   "  --help               this text\n";
   if (!extra_usage_.empty()) u += tool_ + " flags:\n" + extra_usage_;
@@ -165,6 +166,9 @@ void ArgParser::parse(int argc, char** argv, CommonOptions* o) {
       err = parse_double(need(), 0, 1e6, &o->max_rss_growth_pct);
     } else if (flag == "--rss-slack-mb") {
       err = parse_double(need(), 0, 1e6, &o->rss_slack_mb);
+    } else if (flag == "--judge-memory") {
+      o->judge_memory = need();
+      if (o->judge_memory != "rss" && o->judge_memory != "live") err = "'" + o->judge_memory + "' is not rss or live";
     } else if (flag == "--barrier-timeout") {
       dur(flag, need(), 0.1, &o->barrier_timeout_s);
     } else {

@@ -25,6 +25,10 @@ struct CommonOptions {
   double warmup_s = -1;       // RSS baseline starts after this; <0: min(duration/5, 300 s)
   double max_rss_growth_pct = 0;  // 0: RSS growth is reported, not judged
   double rss_slack_mb = 8;    // growth below this many MiB never fails (small-baseline noise)
+  // What --max-rss-growth judges: "rss" (resident set) or "live" (bytes malloc'd and not freed +
+  // cgslab's own mappings: what a leak in cgslab or the harness grows; for ASan, whose quarantine,
+  // allocator caches and shadow memory make RSS creep for reasons of its own).
+  std::string judge_memory = "rss";
   double barrier_timeout_s = 60;  // bounded wait for all threads to reach a quiescent point
   std::string command_line;   // as given, for the "repeat with" line
 };

@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
   std::vector<double> ops = column(*series, "ops_per_s");
   for (double& v : ops) v /= 1e6;
   std::vector<double> rss = column(*series, "rss_mb");
+  std::vector<double> livemem = column(*series, "live_mb");
   std::vector<double> dying = column(*series, "dying_caches");
   std::vector<double> live = column(*series, "live_caches");
 
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
   std::string sub;
   if (rv && rv->kind == Value::kObject && rv->get("baseline_mb")) {
     char b[256];
-    std::snprintf(b, sizeof b, "RSS after warm-up (%.0f s): %.1f -> %.1f MiB (%+.1f%%%s)", rv->num("warmup_s"),
+    std::snprintf(b, sizeof b, "%s after warm-up (%.0f s): %.1f -> %.1f MiB (%+.1f%%%s)",
+                  rv->str("measure", "rss") == "live" ? "live memory" : "RSS", rv->num("warmup_s"),
                   rv->num("baseline_mb"), rv->num("final_mb"), rv->num("growth_pct"),
                   rv->get("judged") && rv->get("judged")->b
                       ? (", limit " + fmt(rv->num("limit_pct")) + "% / " + fmt(rv->num("slack_mb")) + " MiB").c_str()
@@ -183,7 +185,9 @@ int main(int argc, char** argv) {
                     std::to_string(x + 3) + "' y='" + std::to_string(330 + ph - 4) +
                     "' font-size='10' fill='#666'>warm-up ends</text>\n");
   }
-  panel(svg, 330, ph, "RSS (MiB)", xs, xmax, {{rss, "#2a8a2a", "rss", 1.6}}, extra);
+  std::vector<Line> mem = {{rss, "#2a8a2a", "rss", 1.6}};
+  if (!livemem.empty()) mem.push_back({livemem, "#8e44ad", "live (malloc'd + cgslab mapped)", 1.2});
+  panel(svg, 330, ph, "memory (MiB)", xs, xmax, mem, extra);
   panel(svg, 560, ph, "child caches", xs, xmax, {{live, "#999999", "live", 1.0}, {dying, "#c0392b", "dying", 1.8}}, {});
   svg << "<text x='470' y='" << H - 8 << "' font-size='11' text-anchor='middle'>time (" << uname << ")</text>\n";
   svg << "</svg>\n";
@@ -199,10 +203,11 @@ int main(int argc, char** argv) {
     if (std::isfinite(v)) dmax = std::max(dmax, v);
   const Value* tot = r.get("totals");
   std::printf("verdict=%s ops_per_s=%.0f checks=%.0f rss_baseline_mb=%.1f rss_final_mb=%.1f rss_peak_mb=%.1f "
-              "rss_growth_pct=%.1f rss_judged=%s dying_caches_max=%.0f samples=%zu\n",
+              "rss_growth_pct=%.1f rss_judged=%s measure=%s dying_caches_max=%.0f samples=%zu\n",
               verdict.c_str(), tot ? tot->num("ops_per_s", NAN) : NAN, tot ? tot->num("checks", NAN) : NAN,
               rv ? rv->num("baseline_mb", NAN) : NAN, rv ? rv->num("final_mb", NAN) : NAN, rmax,
               rv ? rv->num("growth_pct", NAN) : NAN, rv && rv->get("judged") && rv->get("judged")->b ? "yes" : "no",
+              rv ? rv->str("measure", "rss").c_str() : "rss",
               dmax, t.size());
   return 0;
 }

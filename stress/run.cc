@@ -17,8 +17,12 @@
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define STRESS_SANITIZER 1
+#include <sanitizer/allocator_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
+#endif
+#if !STRESS_SANITIZER
+#include <malloc.h>
 #endif
 
 namespace cgslab::stress {
@@ -30,6 +34,15 @@ size_t rss_bytes() {
   int n = std::fscanf(f, "%lu %lu", &size, &resident);
   std::fclose(f);
   return n == 2 ? size_t(resident) * size_t(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+size_t heap_live_bytes() {
+#if STRESS_SANITIZER
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+#endif
 }
 
 const char* build_flavour() {
@@ -240,7 +253,7 @@ bool Run::rss_verdict(std::string* why) {
   int ti = -1, ri = -1;
   for (size_t i = 0; i < cols_.size(); ++i) {
     if (cols_[i] == "t_s") ti = int(i);
-    if (cols_[i] == "rss_mb") ri = int(i);
+    if (cols_[i] == (opt_.judge_memory == "live" ? "live_mb" : "rss_mb")) ri = int(i);
   }
   if (ti < 0 || ri < 0) return true;
   const auto& t = series_[size_t(ti)];
@@ -262,17 +275,18 @@ bool Run::rss_verdict(std::string* why) {
   bool judged = opt_.max_rss_growth_pct > 0;
   bool ok = !judged || growth <= opt_.max_rss_growth_pct || (fin - base) <= opt_.rss_slack_mb;
   std::snprintf(buf, sizeof buf,
-                "{\"warmup_s\": %s, \"baseline_mb\": %s, \"final_mb\": %s, \"peak_after_warmup_mb\": %s, "
+                "{\"measure\": \"%s\", \"warmup_s\": %s, \"baseline_mb\": %s, \"final_mb\": %s, \"peak_after_warmup_mb\": %s, "
                 "\"growth_pct\": %s, \"limit_pct\": %s, \"slack_mb\": %s, \"judged\": %s, \"ok\": %s}",
-                num(opt_.warmup_s).c_str(), num(base).c_str(), num(fin).c_str(), num(peak).c_str(),
+                opt_.judge_memory.c_str(), num(opt_.warmup_s).c_str(), num(base).c_str(), num(fin).c_str(),
+                num(peak).c_str(),
                 num(growth).c_str(), num(opt_.max_rss_growth_pct).c_str(), num(opt_.rss_slack_mb).c_str(),
                 judged ? "true" : "false", ok ? "true" : "false");
   rss_json_ = buf;
   if (!ok && why) {
     std::snprintf(buf, sizeof buf,
-                  "RSS grew %.1f%% after warm-up (%.1f MiB at %.0f s -> %.1f MiB at the end), more than "
+                  "%s grew %.1f%% after warm-up (%.1f MiB at %.0f s -> %.1f MiB at the end), more than "
                   "--max-rss-growth %.1f%% and --rss-slack-mb %.1f: a leak?",
-                  growth, base, opt_.warmup_s, fin, opt_.max_rss_growth_pct, opt_.rss_slack_mb);
+                  opt_.judge_memory == "live" ? "live memory (malloc'd + mapped)" : "RSS", growth, base, opt_.warmup_s, fin, opt_.max_rss_growth_pct, opt_.rss_slack_mb);
     *why = buf;
   }
   return ok;

@@ -28,6 +28,9 @@ namespace cgslab::stress {
 
 // Resident set size of this process (/proc/self/statm), bytes.
 size_t rss_bytes();
+// Bytes malloc'd and not yet freed (sanitizer builds: the sanitizer allocator's count, quarantine
+// excluded; otherwise glibc's mallinfo2).
+size_t heap_live_bytes();
 
 // "asan", "tsan" or "release"/"debug": which build this binary is.
 const char* build_flavour();
@@ -70,8 +73,9 @@ class Run {
   void set_total(const std::string& key, double v);
   void add_section(const std::string& key, const std::string& raw_json);
 
-  // RSS after warm-up: baseline = median of the first 3 samples at or after warm-up, final =
-  // median of the last 3. false (and why) if growth exceeds --max-rss-growth and the slack.
+  // Memory after warm-up (column rss_mb, or live_mb with --judge-memory live): baseline = median
+  // of the first 3 samples at or after warm-up, final = median of the last 3. false (and why) if
+  // growth exceeds --max-rss-growth and the slack.
   bool rss_verdict(std::string* why);
 
   void write_report(bool pass);

@@ -955,6 +955,7 @@ int main_impl(int argc, char** argv) {
     w.run.add_sample({{"t_s", t},
                       {"ops_per_s", rate},
                       {"rss_mb", rss},
+                      {"live_mb", double(heap_live_bytes() + census.mapped_bytes) / (1 << 20)},
                       {"live_caches", double(census.live_caches)},
                       {"dying_caches", double(census.dying_caches)},
                       {"child_caches", double(census.child_caches)},

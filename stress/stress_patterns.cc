@@ -510,6 +510,7 @@ int main_impl(int argc, char** argv) {
     w.run.add_sample({{"t_s", w.run.elapsed()},
                       {"ops_per_s", win_secs > 0 ? win_ops / win_secs : 0},
                       {"rss_mb", double(rss_bytes()) / (1 << 20)},
+                      {"live_mb", double(heap_live_bytes() + census.mapped_bytes) / (1 << 20)},
                       {"live_caches", double(census.live_caches)},
                       {"dying_caches", double(census.dying_caches)},
                       {"child_caches", double(census.child_caches)},
