@@ -59,7 +59,7 @@ const std::vector<std::string> kOpNames = {
     "cache_busy", "shrink", "shrinker_call", "shrinker_freed"};
 
 struct Config {
-  unsigned live = 2048;       // objects a worker keeps at most
+  unsigned live = 512;        // objects a worker keeps at most (more: /lo reclaims on nearly every allocation)
   // --self-test: a deliberate defect, to prove the oracles catch it (CTest runs each and expects
   // exit 1 with the matching message): corrupt-object (a live object's stamp changes), hang (a
   // worker stops reaching quiescent points), leak-object (teardown forgets one object).
@@ -566,7 +566,7 @@ void World::cgroup_churner() {
             if (slot == cgs.size()) cgs.push_back(e);
             else cgs[slot] = e;
             if (rng.below(3) == 0) {
-              a->cgroup_set_max(cg, size_t(256 + rng.below(8 * 1024)) << 10);
+              a->cgroup_set_max(cg, size_t(1024 + rng.below(16 * 1024)) << 10);
               k.add(kSetMax);
             }
           }
@@ -626,7 +626,7 @@ void World::cgroup_churner() {
       // Only this thread takes cgroups offline, so cg stays online without the lock.
       if (cg) {
         size_t max = lo ? cfg.lo_limit / 2 + rng.below(uint32_t(cfg.lo_limit))
-                        : rng.below(4) == 0 ? SIZE_MAX : size_t(512 + rng.below(16 * 1024)) << 10;
+                        : rng.below(4) == 0 ? SIZE_MAX : size_t(1024 + rng.below(32 * 1024)) << 10;
         a->cgroup_set_max(cg, max);
         k.add(kSetMax);
       }
@@ -886,7 +886,7 @@ int main_impl(int argc, char** argv) {
   ArgParser ap("stress_lifecycle",
                "Cgroup churn, cache churn, cross-thread frees, remote charging, RCU readers and reclaim on\n"
                "real threads, with validate() and charge conservation at quiescent points.",
-               "  --live N             objects each worker keeps at most (default 2048)\n"
+               "  --live N             objects each worker keeps at most (default 512)\n"
                "  --cgroups N          churned cgroups alive at most (default 24)\n"
                "  --lo-limit-kb K      limit of /lo, the cgroup under constant reclaim (default 3072)\n"
                "  --self-test D        inject defect D (corrupt-object, hang, leak-object): must FAIL\n"
