@@ -262,8 +262,8 @@ class World {
       {
         std::lock_guard<std::mutex> g(pool[s].mu);
         auto& v = pool[s].objs;
-        // Prefer objects charged while in the cgroup under pressure (tag low bits carry no
-        // cgroup; take from the back: the most recently pooled).
+        // Any cgroup's objects: the pool does not know where an object was charged (a child
+        // cache's cgroup changes when it is reparented), like a global LRU of unused objects.
         while (n < 128 && !v.empty()) {
           batch[n++] = v.back();
           v.pop_back();
