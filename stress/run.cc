@@ -133,7 +133,7 @@ std::string num(double v) {
   return b;
 }
 
-double median3(const std::vector<double>& v, size_t from, size_t to) {
+double median_of(const std::vector<double>& v, size_t from, size_t to) {
   std::vector<double> w(v.begin() + long(from), v.begin() + long(to));
   std::sort(w.begin(), w.end());
   return w.empty() ? 0 : w[w.size() / 2];
@@ -268,8 +268,12 @@ bool Run::rss_verdict(std::string* why) {
     rss_json_ = buf;
     return true;
   }
-  double base = median3(r, first, std::min(n, first + 3));
-  double fin = median3(r, n - std::min<size_t>(3, n - first), n);
+  // Windows of a fifth of the samples after warm-up (at least 3): RSS swings with the slab
+  // footprint of the moment (under TSan by tens of MiB), and one window's median must not be
+  // one unlucky sample.
+  size_t win = std::max<size_t>(3, (n - first) / 5);
+  double base = median_of(r, first, std::min(n, first + win));
+  double fin = median_of(r, n - std::min(win, n - first), n);
   double peak = *std::max_element(r.begin() + long(first), r.end());
   double growth = base > 0 ? (fin - base) / base * 100 : 0;
   bool judged = opt_.max_rss_growth_pct > 0;

@@ -74,8 +74,8 @@ class Run {
   void add_section(const std::string& key, const std::string& raw_json);
 
   // Memory after warm-up (column rss_mb, or live_mb with --judge-memory live): baseline = median
-  // of the first 3 samples at or after warm-up, final = median of the last 3. false (and why) if
-  // growth exceeds --max-rss-growth and the slack.
+  // of the first fifth (at least 3) of the samples at or after warm-up, final = median of the last
+  // fifth. false (and why) if growth exceeds --max-rss-growth and the slack.
   bool rss_verdict(std::string* why);
 
   void write_report(bool pass);
