@@ -7,6 +7,9 @@
 #   ci/test.sh                 # all four presets
 #   ci/test.sh asan            # only the named presets
 #   CGSLAB_JOBS=1 ci/test.sh   # build parallelism (default: nproc)
+#
+# CTest includes the stress binaries' short bounded runs (label "stress", ~15 s per binary, run
+# serially; stress/CMakeLists.txt). The long soak is ci/nightly.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
