@@ -265,15 +265,22 @@ class World {
   }
 
   // --- objects ---
-  bool alloc_one(TaskCtx& t, int h, unsigned gfp) {
-    int cobj;
-    Cache* c;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      cobj = handles_[size_t(h)].obj;
-      c = caches_[size_t(cobj)].c;
-      ++caches_[size_t(cobj)].busy;
-    }
+  // Pins a live cache handle (its CacheObj cannot be destroyed until unpin_cache); nullptr if none.
+  Cache* pin_cache(uint8_t raw, int* cobj) {
+    std::lock_guard<std::mutex> g(mu_);
+    int h = pick_cache(raw);
+    if (h < 0) return nullptr;
+    *cobj = handles_[size_t(h)].obj;
+    ++caches_[size_t(*cobj)].busy;
+    return caches_[size_t(*cobj)].c;
+  }
+  void unpin_cache(int cobj) {
+    std::lock_guard<std::mutex> g(mu_);
+    --caches_[size_t(cobj)].busy;
+  }
+
+  // One object from the pinned cache `cobj`.
+  bool alloc_one(TaskCtx& t, int cobj, Cache* c, unsigned gfp) {
     unsigned real_gfp = gfp & ~kHarnessReclaimable;
 #if !defined(CGSLAB_PLATFORM_SIM)
     // On real threads, zeroing a TYPESAFE_BY_RCU object races with its RCU readers by design
@@ -284,7 +291,6 @@ class World {
     void* p = a_->cache_alloc(c, real_gfp);
     std::lock_guard<std::mutex> g(mu_);
     CacheObj& co = caches_[size_t(cobj)];
-    --co.busy;
     if (!p) return false;
     if ((real_gfp & kGfpZero) && !(co.flags & kCacheCtor)) check_zero(p, co.size);
     uint64_t st = (uint64_t(co.tag) << 32) | ++serial_;
@@ -514,19 +520,11 @@ void World::exec(TaskCtx& t, const Op& op) {
     }
     case OpKind::kCacheShrink: {
       if (in_rcu) return note("skipped: may sleep inside an RCU read section");
-      int h, cobj;
-      Cache* cache;
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        h = pick_cache(op.a);
-        if (h < 0) return note("skipped: no cache");
-        cobj = handles_[size_t(h)].obj;
-        ++caches_[size_t(cobj)].busy;
-        cache = caches_[size_t(cobj)].c;
-      }
+      int cobj;
+      Cache* cache = pin_cache(op.a, &cobj);
+      if (!cache) return note("skipped: no cache");
       a_->cache_shrink(cache);
-      std::lock_guard<std::mutex> g(mu_);
-      --caches_[size_t(cobj)].busy;
+      unpin_cache(cobj);
       return;
     }
     case OpKind::kCacheDestroy: {
@@ -559,16 +557,15 @@ void World::exec(TaskCtx& t, const Op& op) {
       unsigned gfp = op.kind == OpKind::kAlloc ? op.b : op.c;
       size_t got = 0;
       for (size_t i = 0; i < n; ++i) {
-        int h;
         {
           std::lock_guard<std::mutex> g(mu_);
-          h = pick_cache(op.a);
-          if (h < 0 || objs_.size() >= 4096) break;
-          ++caches_[size_t(handles_[size_t(h)].obj)].busy;  // pinned until alloc_one takes its own
+          if (objs_.size() >= 4096) break;
         }
-        got += alloc_one(t, h, gfp);
-        std::lock_guard<std::mutex> g(mu_);
-        --caches_[size_t(handles_[size_t(h)].obj)].busy;
+        int cobj;
+        Cache* cache = pin_cache(op.a, &cobj);
+        if (!cache) break;
+        got += alloc_one(t, cobj, cache, gfp);
+        unpin_cache(cobj);
       }
       return note("allocated " + std::to_string(got) + "/" + std::to_string(n));
     }

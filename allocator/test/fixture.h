@@ -26,6 +26,16 @@ class AllocatorTest : public ::testing::Test {
   void TearDown() override {
     if (a && !finished_) finish();
   }
+  // Make cg's child of cache c exist and be active: one accounted allocation from inside cg
+  // queues its creation (served from the root), and drain() runs the creation work.
+  void activate_child(Cache* c, Cgroup* cg) {
+    {
+      TaskCgroupScope t(cg);
+      a->cache_free(c, a->cache_alloc(c));
+    }
+    a->drain();
+    ASSERT_EQ(a->child_state_for_testing(c, cg), CacheState::kActive);
+  }
   // Full teardown check. Call after freeing/destroying everything the test made.
   void finish() {
     finished_ = true;

@@ -96,10 +96,9 @@ TEST_F(LifecycleTest, ChildCacheStatesWithExactCharges) {
 TEST_F(LifecycleTest, EmptyChildIsFreedRightAfterOffline) {
   Cache* c = a->cache_create("empty", 64, 8, kCacheAccount);
   Cgroup* g = a->cgroup_create(root, "g");
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     void* o = a->cache_alloc(c);
     a->cache_free(c, o);
   }
@@ -118,16 +117,14 @@ TEST_F(LifecycleTest, ReparentingMovesChargesExactlyUpSeveralLevels) {
   Cgroup* y = a->cgroup_create(x, "y");
   Cgroup* z = a->cgroup_create(y, "z");
   std::vector<void*> zo, yo;
+  activate_child(c, z);
   {
     TaskCgroupScope t(z);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     for (int i = 0; i < 10; ++i) zo.push_back(a->cache_alloc(c));  // 3 slabs
   }
+  activate_child(c, y);
   {
     TaskCgroupScope t(y);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     for (int i = 0; i < 5; ++i) yo.push_back(a->cache_alloc(c));  // 2 slabs
   }
   a->shrink_all();
@@ -219,10 +216,9 @@ TEST_F(LifecycleTest, RootDestroyWithLiveObjectsFailsAndKeepsTheCache) {
   Cache* c = a->cache_create("busy", 128, 8, kCacheAccount);
   Cgroup* g = a->cgroup_create(root, "g");
   void* child_obj;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     child_obj = a->cache_alloc(c);
   }
   EXPECT_FALSE(a->cache_destroy(c));
@@ -260,10 +256,9 @@ TEST_F(LifecycleTest, TypesafeByRcuSlabOutlivesTheGracePeriod) {
                              [](void* p) { ++constructed, std::memset(p, 0x5a, 100); });
   Cgroup* g = a->cgroup_create(root, "g");
   void* o;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     o = a->cache_alloc(c);
   }
   EXPECT_GT(constructed, 0);

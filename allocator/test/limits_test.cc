@@ -27,10 +27,9 @@ TEST_F(LimitsTest, ChargeFailsAtTheLimitAndCountsFailures) {
   Cgroup* g = a->cgroup_create(root, "g");
   a->cgroup_set_max(g, 8 * kPage);
   std::vector<void*> objs;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     for (int i = 0; i < 8; ++i) {
       void* o = a->cache_alloc(c, kGfpNoWait);
       ASSERT_NE(o, nullptr) << i;
@@ -60,10 +59,9 @@ TEST_F(LimitsTest, ShrinkerMakesRoomAndRetriesSucceed) {
     EXPECT_EQ(sc.memcg, g);
     return pool.release(1);
   });
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     for (int i = 0; i < 10; ++i) {
       void* o = a->cache_alloc(c);
       ASSERT_NE(o, nullptr) << "allocation " << i << " failed despite the shrinker";
@@ -89,10 +87,9 @@ TEST_F(LimitsTest, RetriesAreBoundedNoRetryIsOnePassNoWaitIsNone) {
     return size_t(0);
   });
   void* o;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     o = a->cache_alloc(c);
     ASSERT_NE(o, nullptr);
     calls = 0;
@@ -118,10 +115,9 @@ TEST_F(LimitsTest, NoFailForcesTheChargeOverTheLimit) {
   Cgroup* g = a->cgroup_create(p, "g");
   a->cgroup_set_max(p, 2 * kPage);  // the parent's limit binds
   std::vector<void*> objs;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     for (int i = 0; i < 2; ++i) objs.push_back(a->cache_alloc(c, kGfpNoWait));
     EXPECT_EQ(a->cache_alloc(c, kGfpNoWait), nullptr);
     void* forced = a->cache_alloc(c, kGfpNoFail);

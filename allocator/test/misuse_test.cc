@@ -91,10 +91,9 @@ TEST_F(MisuseTest, ChildObjectFreedThroughItsRootIsFine) {
   Cache* c = a->cache_create("viaroot", 64, 8, kCacheAccount);
   Cgroup* g = a->cgroup_create(root, "g");
   void* o;
+  activate_child(c, g);
   {
     TaskCgroupScope t(g);
-    a->cache_free(c, a->cache_alloc(c));
-    a->drain();
     o = a->cache_alloc(c);
   }
   a->kfree(o);  // kfree of a cache object works too (kernel SLUB semantics)
