@@ -43,23 +43,23 @@ while [ $# -gt 0 ]; do
 done
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
-ci/install-deps.sh >/dev/null
+source ci/env.sh
+cgslab_bounded 1800 "ci/install-deps.sh" ci/install-deps.sh >/dev/null
 
 need_tsan=0
 for t in "${targets[@]}"; do [ "$t" = fuzz_threads ] && need_tsan=1; done
 echo "=== building the fuzz preset ==="
-cmake --preset fuzz >/dev/null && cmake --build --preset fuzz || { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
+{ cgslab_bounded 600 "cmake --preset fuzz" cmake --preset fuzz >/dev/null &&
+  cgslab_bounded 3600 "the fuzz build" cmake --build --preset fuzz; } || { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
 if [ $need_tsan = 1 ]; then
   echo "=== building the fuzz-tsan preset ==="
-  cmake --preset fuzz-tsan >/dev/null && cmake --build --preset fuzz-tsan --target fuzz_threads || { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
+  { cgslab_bounded 600 "cmake --preset fuzz-tsan" cmake --preset fuzz-tsan >/dev/null &&
+    cgslab_bounded 3600 "the fuzz-tsan build" cmake --build --preset fuzz-tsan --target fuzz_threads; } ||
+    { echo "ci/fuzz.sh: build failed" >&2; exit 1; }
 fi
 
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-# No abort_on_error for TSan: its death callback already lets libFuzzer save the input, and an
-# abort on top re-enters libFuzzer's crash handler inside TSan's report and deadlocks.
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/fuzz/tsan.supp}"
-export CGSLAB_WAIT_BOUND_SEC="${CGSLAB_WAIT_BOUND_SEC:-20}"
+# The allocator's own waits report a hang after 20 s, before libFuzzer's -timeout=30 would.
+export CGSLAB_WAIT_BOUND_SEC=20
 corpus_root="${CGSLAB_FUZZ_CORPUS:-build/fuzz-corpus}"
 prog=build/fuzz/fuzz/cgslab-prog
 
@@ -76,17 +76,20 @@ fuzz_one() {
   local existing_seeds=()
   for s in $seeds; do [ -d "$s" ] && existing_seeds+=("$s"); done
   touch "$work/start"
-  # The outer timeout is a backstop; libFuzzer stops itself after -max_total_time.
-  timeout --kill-after=30 $((time_s + 300)) "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
+  # The bound is a backstop; libFuzzer stops itself after -max_total_time.
+  cgslab_bounded $((time_s + 300)) "$t to stop fuzzing" "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
     -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="fuzz/$t.dict" \
     -print_final_stats=1 -artifact_prefix="$art/" >"$work/log" 2>&1
   echo $? >"$work/rc"
-  "$bin" -merge=1 "$corpus" "$work/new" >"$work/merge.log" 2>&1
+  # The merge replays every input once more: bounded like the run (a crash here is in merge.log).
+  cgslab_bounded $((time_s + 300)) "$t -merge=1" "$bin" -merge=1 -timeout=30 -rss_limit_mb=4096 \
+    "$corpus" "$work/new" >"$work/merge.log" 2>&1 ||
+    echo "ci/fuzz.sh: $t -merge=1 failed (exit $?); see $work/merge.log" >&2
   after=$(find "$corpus" -type f | wc -l)
   echo $((after - before)) >"$work/new_files"
   # Decode every crash found in this run next to it.
   find "$art" -type f -newer "$work/start" ! -name '*.txt' | while read -r c; do
-    "$prog" decode --dialect "$dialect" "$c" >"$c.txt" 2>&1
+    cgslab_bounded 60 "cgslab-prog decode $c" "$prog" decode --dialect "$dialect" "$c" >"$c.txt" 2>&1
   done
 }
 

@@ -60,7 +60,8 @@ done
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-ci/install-deps.sh
+source ci/env.sh
+cgslab_bounded 1800 "ci/install-deps.sh" ci/install-deps.sh
 
 total=$(awk -v h="$hours" 'BEGIN { printf "%d", h * 3600 }')
 have_fuzz=0
@@ -89,10 +90,6 @@ if [ $share -ge 300 ]; then
   rss_note="judged (RSS for release, live memory for asan/tsan): fail above ${rss_limit}% and 8 MiB growth after warm-up (first 20%, at most 5 min)"
 fi
 
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_string_checks=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
-export CGSLAB_WAIT_BOUND_SEC="${CGSLAB_WAIT_BOUND_SEC:-120}"
 jobs="${CGSLAB_JOBS:-$(nproc)}"
 
 echo "=== nightly: ${hours} h budget -> ${share} s per stress run (${nruns} runs), fuzz ${fuzz_s} s; seed $seed; out $out"
@@ -102,7 +99,8 @@ status=0
 declare -A built
 for p in "${presets[@]}"; do
   echo "=== build $p"
-  if { cmake --preset "$p" && cmake --build --preset "$p" -j "$jobs" --target stress_lifecycle stress_patterns stress_plot; } \
+  if { cgslab_bounded 600 "cmake --preset $p" cmake --preset "$p" &&
+       cgslab_bounded 3600 "the $p build" cmake --build --preset "$p" -j "$jobs" --target stress_lifecycle stress_patterns stress_plot; } \
        >"$out/build-$p.log" 2>&1; then
     built[$p]=1
   else
@@ -132,7 +130,7 @@ for r in "${runs[@]}"; do
     set +e
     # The binary bounds its own waits; timeout is the last line of defence (share + 10 min).
     judge=(--judge-memory "$measure_arg")
-    timeout --signal=ABRT $(( share + 600 )) "$bin" --duration "${share}s" --check-every "${check_every}s" \
+    cgslab_bounded $(( share + 600 )) "$name to finish" "$bin" --duration "${share}s" --check-every "${check_every}s" \
       --seed "$seed" --report "$json" "${rss_args[@]}" "${judge[@]}" >"$log" 2>&1
     rc=$?
     set -e
@@ -141,7 +139,7 @@ for r in "${runs[@]}"; do
     if grep -Eq "$sanitizer_re" "$log"; then why+=("sanitizer report"); fi
     line=""
     if [ -f "$json" ]; then
-      line=$("build/$p/stress/stress_plot" "$json" "$svg" 2>>"$log" || true)
+      line=$(cgslab_bounded 120 "stress_plot $json" "build/$p/stress/stress_plot" "$json" "$svg" 2>>"$log" || true)
     else
       why+=("no report")
     fi
@@ -173,7 +171,8 @@ if [ $have_fuzz -eq 1 ]; then
   [ $per_target -ge 1 ] || per_target=1
   echo "=== fuzz for ${fuzz_s} s (ci/fuzz.sh --time $per_target: $ntargets targets)"
   set +e
-  ci/fuzz.sh --time "$per_target" >"$out/fuzz.log" 2>&1
+  # fuzz.sh bounds each of its children; this bound covers its builds and merges as a whole.
+  cgslab_bounded $(( fuzz_s + 3 * 3600 )) "ci/fuzz.sh" ci/fuzz.sh --time "$per_target" >"$out/fuzz.log" 2>&1
   rc=$?
   set -e
   if [ $rc -eq 0 ]; then v="PASS"; else v="**FAIL** (exit $rc)"; status=1; fi
