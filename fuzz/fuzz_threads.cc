@@ -19,6 +19,12 @@
 #include "program.h"
 #include "runner.h"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CGSLAB_FUZZ_TSAN 1
+#endif
+#endif
+#if defined(CGSLAB_FUZZ_TSAN)
 // The runtime calls these before it is initialized: they must not be instrumented themselves.
 #define CGSLAB_TSAN_HOOK extern "C" __attribute__((no_sanitize("thread", "coverage"), used))
 extern "C" void __tsan_ignore_thread_begin();
@@ -27,6 +33,7 @@ CGSLAB_TSAN_HOOK const char* __tsan_default_options() {
   return "halt_on_error=1:second_deadlock_stack=1";
 }
 CGSLAB_TSAN_HOOK void __tsan_on_report(const void*) { __tsan_ignore_thread_begin(); }
+#endif
 
 namespace {
 // CGSLAB_FUZZ_SELF_TEST=race: a data race of the harness's own, so the test of the crash path
