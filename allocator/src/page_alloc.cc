@@ -5,15 +5,6 @@
 
 namespace cgslab {
 
-struct PageAlloc::ChunkMeta {
-  char* base;
-  ChunkMeta* next;
-  unsigned used;
-  uint64_t bitmap[kPagesPerChunk / 64];  // 1 = page in use
-  PageDesc pages[kPagesPerChunk];
-};
-
-static constexpr size_t kL1Size = size_t(1) << 14, kL2Size = size_t(1) << 14;
 PageAlloc::PageAlloc(platform::Platform& p) : plat_(p) {
   l1_ = static_cast<std::atomic<std::atomic<ChunkMeta*>*>*>(
       plat_.mem.map_metadata(kL1Size * sizeof(void*)));
@@ -39,13 +30,6 @@ PageAlloc::~PageAlloc() {
   plat_.mem.unmap_metadata(l1_, kL1Size * sizeof(void*));
 }
 
-PageAlloc::ChunkMeta* PageAlloc::chunk_of(const void* p) const {
-  uintptr_t n = reinterpret_cast<uintptr_t>(p) >> kChunkShift;
-  size_t i1 = (n >> kL2Bits) & (kL1Size - 1), i2 = n & (kL2Size - 1);
-  if ((n >> (kL1Bits + kL2Bits)) != 0) return nullptr;
-  auto* leaf = l1_[i1].load(std::memory_order_acquire);
-  return leaf ? leaf[i2].load(std::memory_order_acquire) : nullptr;
-}
 
 PageAlloc::ChunkMeta* PageAlloc::new_chunk() {
   const size_t msize = (sizeof(ChunkMeta) + 4095) & ~size_t(4095);
@@ -164,14 +148,6 @@ void PageAlloc::free(PageDesc* pd) {
   platform::asan_poison(addr, size_t(len) * 4096);
 }
 
-PageDesc* PageAlloc::lookup(const void* p) const {
-  ChunkMeta* c = chunk_of(p);
-  if (!c) return nullptr;
-  size_t idx = size_t(static_cast<const char*>(p) - c->base) >> 12;
-  PageDesc* pd = &c->pages[idx];
-  if (pd->kind == PageKind::kTail) pd = &c->pages[pd->head];
-  return pd->kind == PageKind::kSlab ? pd : nullptr;
-}
 
 
 }  // namespace cgslab

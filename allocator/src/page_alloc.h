@@ -51,18 +51,39 @@ class PageAlloc {
 
   PageDesc* alloc(unsigned order) EXCLUDES(lock_);  // nullptr: OS or injected failure
   void free(PageDesc* pd) EXCLUDES(lock_);
-  // Head descriptor of the slab holding p, or nullptr when p is not in a slab of ours.
-  PageDesc* lookup(const void* p) const;
+  // Head descriptor of the slab holding p, or nullptr when p is not in a slab of ours. On every
+  // free: inline, three dependent loads (leaf, chunk, descriptor).
+  CGSLAB_FAST_PATH PageDesc* lookup(const void* p) const {
+    ChunkMeta* c = chunk_of(p);
+    if (CGSLAB_UNLIKELY(!c)) return nullptr;
+    size_t idx = size_t(static_cast<const char*>(p) - c->base) >> 12;
+    PageDesc* pd = &c->pages[idx];
+    if (pd->kind == PageKind::kTail) pd = &c->pages[pd->head];
+    return CGSLAB_LIKELY(pd->kind == PageKind::kSlab) ? pd : nullptr;
+  }
 
   size_t pages_in_use() const { return pages_in_use_.load(std::memory_order_relaxed); }
   size_t chunks() const { return nr_chunks_.load(std::memory_order_relaxed); }
 
  private:
-  struct ChunkMeta;
+  struct ChunkMeta {
+    char* base;
+    ChunkMeta* next;
+    unsigned used;
+    uint64_t bitmap[kPagesPerChunk / 64];  // 1 = page in use
+    PageDesc pages[kPagesPerChunk];
+  };
 
  private:
   static constexpr size_t kL1Bits = 14, kL2Bits = 14;
-  ChunkMeta* chunk_of(const void* p) const;
+  static constexpr size_t kL1Size = size_t(1) << kL1Bits, kL2Size = size_t(1) << kL2Bits;
+  CGSLAB_FAST_PATH ChunkMeta* chunk_of(const void* p) const {
+    uintptr_t n = reinterpret_cast<uintptr_t>(p) >> kChunkShift;
+    size_t i1 = (n >> kL2Bits) & (kL1Size - 1), i2 = n & (kL2Size - 1);
+    if (CGSLAB_UNLIKELY((n >> (kL1Bits + kL2Bits)) != 0)) return nullptr;
+    auto* leaf = l1_[i1].load(std::memory_order_acquire);
+    return CGSLAB_LIKELY(leaf != nullptr) ? leaf[i2].load(std::memory_order_acquire) : nullptr;
+  }
   ChunkMeta* new_chunk() REQUIRES(lock_);
   void release_chunk(ChunkMeta* c) REQUIRES(lock_);
 

@@ -50,6 +50,7 @@ Cache* Slab::new_cache(std::string_view name, size_t size, size_t align, unsigne
   c->flags = flags;
   c->ctor = ctor;
   c->slot_size = uint32_t(slot_size_for(size, align, flags, ctor));
+  c->slot_recip = slot_reciprocal(c->slot_size);
   c->free_off = (ctor || (flags & kCacheTypesafeByRcu)) ? uint32_t(round_up(size, 8)) : 0;
   for (unsigned o = 0; o <= kMaxOrder; ++o) {
     size_t bytes = kPageSize << o, objs = bytes / c->slot_size;
@@ -276,7 +277,7 @@ void Slab::free(Cache* expected, void* p, const char* op) {
     return;
   }
   size_t off = size_t(static_cast<char*>(p) - pd->addr);
-  if (CGSLAB_UNLIKELY(off % c->slot_size != 0 || off / c->slot_size >= pd->objects)) {
+  if (CGSLAB_UNLIKELY(!slot_offset_ok(c, off, pd->objects))) {
     plat_.reporter.report(ErrorKind::kInvalidFree, p, c->name,
                           "%s(%p): not the start of an object: cache %s, slab %p, object size %u, "
                           "offset %zu into the slab",

@@ -66,6 +66,7 @@ struct Cache {
   std::atomic<bool> dead{false};  // deactivated: no magazines, empty slabs discarded at once
   uint32_t size = 0;            // object size asked for
   uint32_t slot_size = 0;       // bytes per object in a slab
+  uint64_t slot_recip = 0;      // ceil(2^64 / slot_size): offset checks without a division
   uint32_t free_off = 0;        // where the free-object metadata (next, marker) lives
   uint32_t align = 0;
   unsigned flags = 0;
@@ -114,6 +115,16 @@ struct Cache {
 inline Cache* cache_of(ListNode* n, ListNode Cache::*m) {
   const size_t off = reinterpret_cast<size_t>(&(static_cast<Cache*>(nullptr)->*m));
   return reinterpret_cast<Cache*>(reinterpret_cast<char*>(n) - off);
+}
+
+// An offset into a slab (< 2^32) is the start of an object iff off * recip mod 2^64 < recip,
+// and its index is the high half of off * recip (Lemire, Kaser, Kurz 2019, "Faster remainder by
+// direct computation"): exact for every 32-bit offset, one multiplication instead of a division.
+inline uint64_t slot_reciprocal(uint32_t d) { return ~uint64_t(0) / d + 1; }
+CGSLAB_FAST_PATH bool slot_offset_ok(const Cache* c, uint64_t off, uint32_t nr_objects) {
+  const uint64_t lo = off * c->slot_recip;
+  const uint64_t index = uint64_t((__uint128_t(off) * c->slot_recip) >> 64);
+  return off < (uint64_t(1) << 32) && lo < c->slot_recip && index < nr_objects;
 }
 
 class Slab {

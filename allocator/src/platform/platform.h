@@ -1,7 +1,7 @@
 // platform.h: layer 1, the only layer that touches the OS or concurrency. Everything above uses
 // these types: Mutex/RwMutex, SlotTable (per-cpu slots), Rcu, WorkQueue, OsMemory, Reporter,
-// sched points. The backend is chosen at build time: native (real threads) now; the sim backend
-// (fibers on one OS thread, CGSLAB_PLATFORM_SIM) provides the same interface.
+// sched points. The backend is chosen at build time: native (real threads) or sim (fibers on
+// one OS thread, CGSLAB_PLATFORM_SIM), behind the same interface.
 #pragma once
 
 #include "compiler.h"

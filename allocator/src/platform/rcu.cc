@@ -19,6 +19,7 @@ std::atomic<uint64_t> g_next_uid{1};
 // Reader records are given back when their task ends (thread exit / sim task end), so records
 // are recycled.
 Task::~Task() {
+  SlotTable::task_exit(*this);
   if (rcu_readers.empty()) return;
   std::lock_guard<std::mutex> g(g_domains_mu);
   for (auto& e : rcu_readers)
@@ -102,6 +103,9 @@ void Rcu::synchronize() {
   CGSLAB_SCHED(kRcuSync);
   MutexLock g(gp_mu_);
   uint64_t gp = gp_seq_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  // Leased slots are entered without a hardware fence: order every lessee's entry store before
+  // the snapshots (and its section's reads after them).
+  slots_.heavy_fence();
   for (unsigned i = 0; i < slots_.size(); ++i) slots_.wait_changed(i, slots_.snapshot(i));
   unsigned n = nr_readers_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < n; ++i) {

@@ -20,6 +20,7 @@ const char* site_name(Site s) {
     case Site::kMaySleep: return "may_sleep";
     case Site::kWorkItem: return "work_item";
     case Site::kSlotAcquire: return "slot_acquire";
+    case Site::kSlotLease: return "slot_lease";
     case Site::kOp: return "op";
     case Site::kYield: return "yield";
     case Site::kCount: break;

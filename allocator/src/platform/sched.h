@@ -27,6 +27,7 @@ enum class Site : uint8_t {
   kMaySleep,  // reclaim, cache creation, waiting for work
   kWorkItem,
   kSlotAcquire,
+  kSlotLease,  // between a lessee's entry store and its check; where a heavy fence lands
   kOp,        // an operation boundary of the harness
   kYield,     // an explicit yield of the harness
   kCount,

@@ -24,12 +24,14 @@ struct Task {
   Task() = default;
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
-  ~Task();  // gives the RCU reader records back (rcu.cc)
+  ~Task();  // gives the RCU reader records and the slot lease back (rcu.cc)
 
   Cgroup* memcg = nullptr;         // TaskCgroupScope
   Cgroup* active_memcg = nullptr;  // RemoteChargeScope
   unsigned slot_hint = ~0u;        // the cpu slot this task used last (SlotTable)
   unsigned home_slot = ~0u;        // where a slot search starts; ~0u: derive from the thread id
+  uint64_t lease_uid = 0;          // the SlotTable in which this task leases a slot (0: none)
+  unsigned lease_slot = ~0u;       // that slot
   std::vector<RcuReaderRef> rcu_readers;
 };
 
