@@ -422,6 +422,17 @@ void init_slow() {
     }
     g_cg = c;
     g_gfp = cgslab::kGfpAccount;
+    // Create the cgroup's kmalloc caches now: until a child cache exists, accounted allocations
+    // are served uncharged from the root cache (kernel behaviour while creation is queued), which
+    // would let a program exceed its limit early on.
+    {
+      cgslab::TaskCgroupScope in(c);
+      for (size_t sz = 16; sz <= kMaxSmall; sz *= 2) {
+        for (size_t s2 : {sz, sz + sz / 2})
+          if (s2 <= kMaxSmall) a->kfree(a->kmalloc(s2, cgslab::kGfpAccount));
+      }
+    }
+    a->drain();
     if (g_max != SIZE_MAX) a->cgroup_set_max(c, g_max);
   }
   pthread_atfork(fork_prepare, fork_parent, fork_child);
