@@ -13,8 +13,17 @@ import sys
 import time
 
 
+TIME = "/usr/bin/time"
+
+
 def measure_rusage(cmd, env, timeout, stdin_path=None):
-    """Fork/exec with os.wait4 so the child's own ru_maxrss is read."""
+    """Fork/exec with os.wait4. Peak RSS: through /usr/bin/time -f %M when it exists, since a
+    forked child's ru_maxrss starts at this (Python) process's RSS, which exec does not reset;
+    else the child's own ru_maxrss (with that floor)."""
+    rss_file = None
+    if os.path.exists(TIME):
+        rss_file = "/tmp/programs-rss-%d" % os.getpid()
+        cmd = [TIME, "-f", "%M", "-o", rss_file] + cmd
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     t0 = time.monotonic()
@@ -61,7 +70,15 @@ def measure_rusage(cmd, env, timeout, stdin_path=None):
     os.close(r_err)
     rc = -1 if killed else (os.waitstatus_to_exitcode(status))
     err = b"".join(bufs["err"]) + (b"\ntimeout after %ds" % timeout if killed else b"")
-    return wall, ru.ru_maxrss, rc, b"".join(bufs["out"]), err
+    rss = ru.ru_maxrss
+    if rss_file:
+        try:
+            with open(rss_file) as f:
+                rss = int(f.read().split()[-1])
+            os.unlink(rss_file)
+        except (OSError, ValueError, IndexError):
+            pass
+    return wall, rss, rc, b"".join(bufs["out"]), err
 
 
 def main():
