@@ -37,8 +37,9 @@
 // held while calling into the Allocator, except g_large_lock around cgroup_stats/cgroup_set_max
 // (the allocator never calls back into the shim with it held: its allocations go to the arena).
 // Errors: bad frees go to kfree, whose report reaches Options::on_error (shim_error: one line on
-// stderr, then abort). Large-block and arena misuse that the shim itself detects is reported the
-// same way.
+// stderr, then abort); a second free of a large block is no longer in the hash set, so it reaches
+// kfree too ("not allocated by this allocator"). Misuse of internal-arena blocks, which the shim
+// detects itself, is printed by fatal() in the same format and aborts.
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
