@@ -837,12 +837,18 @@ bool World::verify_all(std::string* why) {
 
 void World::teardown() {
   OpCounters& k = run.counters(opt.threads + 2);
-  if (cfg.self_test == "leak-object")
+  if (cfg.self_test == "leak-object") {
+    // Forget one object that a worker holds; if the workers happen to hold none at this moment,
+    // allocate one and forget it, so the injected leak exists on every run.
+    bool leaked = false;
     for (auto& ws : workers)
       if (!ws->mine.empty() && ws->mine[0].c) {
         ws->mine.erase(ws->mine.begin());
+        leaked = true;
         break;
       }
+    if (!leaked && !a->cache_alloc(pc[0].c)) std::fprintf(stderr, "self-test leak-object: allocation failed\n");
+  }
   for (auto& ws : workers) {
     for (auto& o : ws->mine) free_obj(o, k, nullptr, "teardown");
     ws->mine.clear();

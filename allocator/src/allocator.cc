@@ -96,7 +96,11 @@ struct Allocator::Impl {
     for (int i = 0; i < 1000; ++i) {
       plat.rcu.barrier();
       plat.wq.flush();
-      if (plat.rcu.pending() == 0 && plat.wq.pending() == 0) return;
+      if (plat.rcu.pending() == 0 && plat.wq.pending() == 0) {
+        // Quiescent: the free pages kept backed for reuse go back to the OS too.
+        pages.purge();
+        return;
+      }
     }
     platform::report_hang("RCU callbacks and work items to stop requeueing each other (drain)", 0);
   }
@@ -238,6 +242,7 @@ bool Allocator::cache_destroy(Cache* c) {
 void Allocator::cache_shrink(Cache* c) {
   if (!impl_->caches.check_handle(c, "cache_shrink")) return;
   impl_->caches.shrink_all(c);
+  impl_->pages.purge();  // what the shrink freed leaves the process now, not on a later free
 }
 
 void* Allocator::cache_alloc(Cache* c, unsigned gfp) {
@@ -310,6 +315,7 @@ void Allocator::shrink_all() {
   std::vector<Cache*> roots;
   impl_->caches.for_each_root([&](Cache* r) { roots.push_back(r); });
   for (Cache* r : roots) impl_->caches.shrink_all(r);
+  impl_->pages.purge();
 }
 
 void Allocator::pause_for_testing(bool rcu, bool work) {

@@ -14,6 +14,7 @@ PageAlloc::PageAlloc(platform::Platform& p) : plat_(p) {
 PageAlloc::~PageAlloc() {
   {
     platform::MutexLock g(lock_);
+    empty_chunk_ = nullptr;
     while (chunks_) release_chunk(chunks_);
   }
   auto free_leaf = [&](size_t i) {
@@ -65,6 +66,9 @@ PageAlloc::ChunkMeta* PageAlloc::new_chunk() {
 }
 
 void PageAlloc::release_chunk(ChunkMeta* c) {
+  size_t d = 0;
+  for (uint64_t w : c->dirty) d += size_t(__builtin_popcountll(w));
+  dirty_pages_.fetch_sub(d, std::memory_order_relaxed);
   for (ChunkMeta** pp = &chunks_; *pp; pp = &(*pp)->next)
     if (*pp == c) {
       *pp = c->next;
@@ -91,17 +95,23 @@ PageDesc* PageAlloc::alloc(unsigned order) {
   platform::MutexLock g(lock_);
   ChunkMeta* found = nullptr;
   unsigned at = 0;
-  for (ChunkMeta* c = chunks_; c && !found; c = c->next) {
-    if (c->used + len > kPagesPerChunk) continue;
-    for (unsigned i = 0; i + len <= kPagesPerChunk; i += len) {
-      if (c->bitmap[i / 64] == ~uint64_t(0)) {
-        i = (i / 64) * 64 + 64 - len;
-        continue;
-      }
-      if (run_free(c->bitmap, i, len)) {
-        found = c;
-        at = i;
-        break;
+  // Pass 0 takes only runs that start on a dirty page (still backed: no page fault, and the
+  // dirty budget is spent where it was saved), pass 1 any free run, first fit.
+  for (int pass = 0; pass < 2 && !found; ++pass) {
+    if (pass == 0 && dirty_pages_.load(std::memory_order_relaxed) == 0) continue;
+    for (ChunkMeta* c = chunks_; c && !found; c = c->next) {
+      if (c->used + len > kPagesPerChunk) continue;
+      for (unsigned i = 0; i + len <= kPagesPerChunk; i += len) {
+        if (c->bitmap[i / 64] == ~uint64_t(0) || (pass == 0 && c->dirty[i / 64] == 0)) {
+          i = (i / 64) * 64 + 64 - len;
+          continue;
+        }
+        if (pass == 0 && !(c->dirty[i / 64] & (uint64_t(1) << (i % 64)))) continue;
+        if (run_free(c->bitmap, i, len)) {
+          found = c;
+          at = i;
+          break;
+        }
       }
     }
   }
@@ -110,8 +120,15 @@ PageDesc* PageAlloc::alloc(unsigned order) {
     if (!found) return nullptr;
     at = 0;
   }
+  if (found == empty_chunk_) empty_chunk_ = nullptr;
+  size_t was_dirty = 0;
   for (unsigned i = at; i < at + len; ++i) {
-    found->bitmap[i / 64] |= uint64_t(1) << (i % 64);
+    const uint64_t bit = uint64_t(1) << (i % 64);
+    found->bitmap[i / 64] |= bit;
+    if (found->dirty[i / 64] & bit) {
+      found->dirty[i / 64] &= ~bit;
+      ++was_dirty;
+    }
     PageDesc& pd = found->pages[i];
     std::memset(static_cast<void*>(&pd), 0, sizeof pd);
     pd.kind = i == at ? PageKind::kSlab : PageKind::kTail;
@@ -121,6 +138,7 @@ PageDesc* PageAlloc::alloc(unsigned order) {
   }
   found->used += len;
   pages_in_use_.fetch_add(len, std::memory_order_relaxed);
+  if (was_dirty) dirty_pages_.fetch_sub(was_dirty, std::memory_order_relaxed);
   platform::asan_unpoison(found->base + size_t(at) * 4096, size_t(len) * 4096);
   return &found->pages[at];
 }
@@ -138,16 +156,52 @@ void PageAlloc::free(PageDesc* pd) {
     c->pages[i].kind = PageKind::kFree;
   }
   c->used -= len;
-  pages_in_use_.fetch_sub(len, std::memory_order_relaxed);
-  if (c->used == 0) {
-    release_chunk(c);
-    return;
-  }
+  const size_t in_use = pages_in_use_.fetch_sub(len, std::memory_order_relaxed) - len;
   char* addr = c->base + size_t(at) * 4096;
-  plat_.mem.discard(addr, size_t(len) * 4096);
   platform::asan_poison(addr, size_t(len) * 4096);
+  const size_t dirty = dirty_pages_.load(std::memory_order_relaxed);
+  if (dirty + len <= kDirtyMin + in_use / 2) {
+    for (unsigned i = at; i < at + len; ++i) c->dirty[i / 64] |= uint64_t(1) << (i % 64);
+    dirty_pages_.store(dirty + len, std::memory_order_relaxed);
+  } else {
+    plat_.mem.discard(addr, size_t(len) * 4096);
+  }
+  if (c->used == 0) {
+    if (empty_chunk_ == nullptr) {
+      empty_chunk_ = c;  // kept mapped: the next chunk-sized demand does not fault it in again
+    } else {
+      release_chunk(c);
+    }
+  }
 }
 
+void PageAlloc::discard_dirty(ChunkMeta* c) {
+  size_t n = 0;
+  for (unsigned i = 0; i < kPagesPerChunk;) {
+    if (!(c->dirty[i / 64] & (uint64_t(1) << (i % 64)))) {
+      ++i;
+      continue;
+    }
+    unsigned j = i;
+    while (j < kPagesPerChunk && (c->dirty[j / 64] & (uint64_t(1) << (j % 64)))) {
+      c->dirty[j / 64] &= ~(uint64_t(1) << (j % 64));
+      ++j;
+    }
+    plat_.mem.discard(c->base + size_t(i) * 4096, size_t(j - i) * 4096);
+    n += j - i;
+    i = j;
+  }
+  dirty_pages_.fetch_sub(n, std::memory_order_relaxed);
+}
 
+void PageAlloc::purge() {
+  platform::MutexLock g(lock_);
+  if (empty_chunk_) {
+    ChunkMeta* c = empty_chunk_;
+    empty_chunk_ = nullptr;
+    release_chunk(c);
+  }
+  for (ChunkMeta* c = chunks_; c; c = c->next) discard_dirty(c);
+}
 
 }  // namespace cgslab

@@ -4,9 +4,20 @@
 // has a PageDesc in a metadata array mapped beside the chunk; a two-level radix table maps a
 // chunk number to its metadata, so object -> page descriptor is two loads and needs no malloc,
 // and a pointer the allocator does not own is recognised (no entry) without touching it.
-// Runs of 2^order pages (order <= 3) are allocated aligned to their size from a per-chunk bitmap.
-// Freed runs are given back to the OS at once (MADV_DONTNEED) and poisoned for ASan; a chunk
-// whose last run is freed is unmapped.
+// Runs of 2^order pages (order <= kMaxOrder) are allocated aligned to their size from a
+// per-chunk bitmap, runs that start on a dirty page first. Freed runs are poisoned for ASan at
+// once, but given back to the OS with hysteresis (as jemalloc's dirty pages and tcmalloc's
+// release rate do it): a freed run stays backed ("dirty", marked in the chunk's dirty bitmap)
+// while the dirty pages fit a budget of kDirtyMin pages plus half the pages in use; beyond it a
+// run is discarded (MADV_DONTNEED) at once. The budget follows the swing of a program that frees
+// and reallocates its working set in waves (producer/consumer: with an eighth, every wave was
+// faulted in again; with all of them, first fit spread the waves over more chunks). Peak RSS is
+// not raised by it: dirty pages are the first reused when usage climbs back. A chunk whose last
+// run is freed is kept mapped while no other empty chunk is; any further one is unmapped.
+// purge() discards every dirty page and unmaps the kept chunk: the allocator calls it on
+// drain(), shrink_all() and cache_shrink(), so quiescence still means nothing mapped.
+// Invariant: dirty_pages_ = dirty bits set over all chunks; a dirty bit is set only on a free
+// page.
 //
 // Locking: alloc/free take `lock_`. lookup() is lock-free (radix entries are atomics) and is only
 // meaningful for pointers into live slabs, which keep their chunk mapped.
@@ -62,6 +73,11 @@ class PageAlloc {
     return CGSLAB_LIKELY(pd->kind == PageKind::kSlab) ? pd : nullptr;
   }
 
+  // Give every dirty page back to the OS and unmap the kept empty chunk.
+  void purge() EXCLUDES(lock_);
+  size_t dirty_pages() const { return dirty_pages_.load(std::memory_order_relaxed); }
+  static constexpr size_t kDirtyMin = 256;  // 1 MiB of free pages kept backed at least
+
   size_t pages_in_use() const { return pages_in_use_.load(std::memory_order_relaxed); }
   size_t chunks() const { return nr_chunks_.load(std::memory_order_relaxed); }
 
@@ -71,6 +87,7 @@ class PageAlloc {
     ChunkMeta* next;
     unsigned used;
     uint64_t bitmap[kPagesPerChunk / 64];  // 1 = page in use
+    uint64_t dirty[kPagesPerChunk / 64];   // 1 = free page still backed by the OS
     PageDesc pages[kPagesPerChunk];
   };
 
@@ -86,6 +103,7 @@ class PageAlloc {
   }
   ChunkMeta* new_chunk() REQUIRES(lock_);
   void release_chunk(ChunkMeta* c) REQUIRES(lock_);
+  void discard_dirty(ChunkMeta* c) REQUIRES(lock_);  // every dirty run of c back to the OS
 
   platform::Platform& plat_;
   platform::Mutex lock_{"page_alloc.lock"};
@@ -98,6 +116,8 @@ class PageAlloc {
   unsigned nr_leaves_ = 0;
   std::atomic<size_t> pages_in_use_{0};
   std::atomic<size_t> nr_chunks_{0};
+  std::atomic<size_t> dirty_pages_{0};      // written under lock_
+  ChunkMeta* empty_chunk_ GUARDED_BY(lock_) = nullptr;  // the one empty chunk kept mapped
 };
 
 }  // namespace cgslab

@@ -155,7 +155,8 @@ class Allocator {
   Cache* cache_create(std::string_view name, size_t size, size_t align, unsigned cache_flags,
                       void (*ctor)(void*) = nullptr);
   bool cache_destroy(Cache*);  // false + kCacheBusy error when objects remain (cache kept)
-  void cache_shrink(Cache*);   // flush per-cpu objects, free empty slabs (also of its children)
+  void cache_shrink(Cache*);   // flush per-cpu objects, free empty slabs (also of its children);
+                               // free pages kept for reuse go back to the OS
 
   // --- objects ---
   void* cache_alloc(Cache*, unsigned gfp = 0);
@@ -173,7 +174,8 @@ class Allocator {
   ShrinkerId register_shrinker(ShrinkFn);
   void unregister_shrinker(ShrinkerId);
 
-  // Wait until every queued RCU callback and work item has run (quiescence).
+  // Wait until every queued RCU callback and work item has run (quiescence), then give the free
+  // slab pages kept backed for reuse back to the OS (mapped_bytes then counts live slabs only).
   void drain();
 
   // Check every invariant; false + a readable report. Quiescent.
@@ -190,7 +192,8 @@ class Allocator {
   std::string slabinfo();                // /proc/slabinfo style
   std::string memory_stat(Cgroup*);      // memory.stat style
 
-  // Shrink every cache (kernel: drop_caches for slab): flush per-cpu objects, free empty slabs.
+  // Shrink every cache (kernel: drop_caches for slab): flush per-cpu objects, free empty slabs,
+  // give the free pages kept for reuse back to the OS.
   void shrink_all();
 
   // --- testing hooks ---
