@@ -3,6 +3,8 @@
 // For every allocator variant, with 64-byte objects:
 //   pair/<variant>   one alloc + one free per iteration
 //   batch/<variant>  1000 allocs, then the 1000 frees, per iteration (items = 1000 alloc+free)
+//   mt/<variant>     the batch loop on 1 and on 2 threads at once (wall time, total Mops/s):
+//                    how each allocator scales from one thread to two
 //
 // Variants:
 //   root_cache   cgslab::Allocator::cache_alloc/cache_free on a root cache (flags 0)
@@ -514,6 +516,23 @@ class CollectingReporter : public benchmark::ConsoleReporter {
     benchmark::ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
       const std::string& name = r.run_name.function_name;
+      if (r.threads > 1 || name.rfind("mt/", 0) == 0) {
+        // mt/<variant>: total throughput over the threads, kept per thread count.
+        if (r.error_occurred) {
+          errors_[name] = r.error_message;
+          continue;
+        }
+        repetitions_ = std::max<int64_t>(repetitions_, r.repetitions);
+        auto it = r.counters.find("items_per_second");
+        if (it == r.counters.end()) continue;
+        const std::string key = name + "/threads:" + std::to_string(r.threads);
+        if (r.run_type == Run::RT_Aggregate) {
+          if (r.aggregate_name == "median") mt_median_[key] = it->second.value / 1e6;
+        } else {
+          mt_runs_[key].push_back(it->second.value / 1e6);
+        }
+        continue;
+      }
       if (r.error_occurred) {
         errors_[name] = r.error_message;
         continue;
@@ -539,6 +558,18 @@ class CollectingReporter : public benchmark::ConsoleReporter {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   }
 
+  // Median total Mops/s of mt/<variant> on `threads` threads.
+  std::optional<double> MtMops(const std::string& variant, int threads) const {
+    const std::string key = "mt/" + variant + "/threads:" + std::to_string(threads);
+    if (auto it = mt_median_.find(key); it != mt_median_.end()) return it->second;
+    auto it = mt_runs_.find(key);
+    if (it == mt_runs_.end() || it->second.empty()) return std::nullopt;
+    std::vector<double> v = it->second;
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+
   // Repetitions per benchmark (the library reports it on every run, aggregates included).
   int64_t repetitions() const { return repetitions_; }
 
@@ -548,6 +579,8 @@ class CollectingReporter : public benchmark::ConsoleReporter {
   std::map<std::string, double> medians_;
   std::map<std::string, std::vector<double>> iterations_;
   std::map<std::string, std::string> errors_;
+  std::map<std::string, double> mt_median_;
+  std::map<std::string, std::vector<double>> mt_runs_;
   int64_t repetitions_ = 0;
 };
 
@@ -633,6 +666,23 @@ void PrintRatios(const CollectingReporter& rep, const std::map<std::string, std:
                 cell(pr, "%.2f", c2, sizeof c2), cell(b, "%.2f", c3, sizeof c3),
                 cell(br, "%.2f", c4, sizeof c4), cell(mops, "%.1f", c5, sizeof c5));
   }
+
+  bool any_mt = false;
+  for (const auto& v : kVariants) any_mt = any_mt || rep.MtMops(v, 1) || rep.MtMops(v, 2);
+  if (!any_mt) return;
+  std::printf("\nScaling: the batch loop on 1 and 2 threads at once (total Mops/s, wall time, median)\n");
+  std::printf("  %-12s %12s %12s %9s %14s\n", "variant", "1 thread", "2 threads", "2T / 1T", "2T vs glibc 2T");
+  auto g2 = rep.MtMops("glibc", 2);
+  for (const auto& v : kVariants) {
+    auto m1 = rep.MtMops(v, 1), m2 = rep.MtMops(v, 2);
+    if (!m1 && !m2) continue;
+    char a1[32] = "-", a2[32] = "-", a3[32] = "-", a4[32] = "-";
+    if (m1) std::snprintf(a1, sizeof a1, "%.1f", *m1);
+    if (m2) std::snprintf(a2, sizeof a2, "%.1f", *m2);
+    if (m1 && m2) std::snprintf(a3, sizeof a3, "%.2f", *m2 / *m1);
+    if (m2 && g2) std::snprintf(a4, sizeof a4, "%.2f", *m2 / *g2);
+    std::printf("  %-12s %12s %12s %9s %14s\n", v.c_str(), a1, a2, a3, a4);
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -717,11 +767,13 @@ int main(int argc, char** argv) {
     body(state, CacheOps{&env->alloc, env->acct});
   };
 
-  for (const char* kind : {"pair", "batch"}) {
+  for (const char* kind : {"pair", "batch", "mt"}) {
     const bool pair = std::string_view(kind) == "pair";
+    const bool mt = std::string_view(kind) == "mt";
     auto reg = [&](const std::string& variant, auto fn) {
-      benchmark::RegisterBenchmark((std::string(kind) + "/" + variant).c_str(), fn)
-          ->Unit(benchmark::kNanosecond);
+      auto* b = benchmark::RegisterBenchmark((std::string(kind) + "/" + variant).c_str(), fn);
+      b->Unit(benchmark::kNanosecond);
+      if (mt) b->Threads(1)->Threads(2)->UseRealTime();
     };
     auto run = [pair](benchmark::State& s, const auto& ops) {
       if (pair) {
