@@ -43,6 +43,15 @@ bool SlotTable::leases_supported() {
 
 SlotTable::SlotTable(unsigned n) : n_(n), uid_(g_next_uid.fetch_add(1)), slots_(new CpuSlot[n]) {
   leases_supported();  // register early, not inside the first remote flush
+#if defined(CGSLAB_PLATFORM_SIM)
+  // A new table is a new sim world: the task outside any run (it sets the world up and tears it
+  // down) must not carry its slot hint or lease over from the previous one, or the same input
+  // would take other slots in the second run of a process than in the first.
+  Task& t = current_task();
+  task_exit(t);
+  t.slot_hint = ~0u;
+  t.home_slot = 0;
+#endif
   std::lock_guard<std::mutex> g(g_tables_mu);
   live_tables()[uid_] = this;
 }
@@ -129,19 +138,21 @@ bool SlotTable::try_lease(Task& t, unsigned i) {
 }
 
 unsigned SlotTable::acquire_slow(Task& t) {
-  if (t.lease_uid == uid_) {
-    // Our lease is held by a remote flush for a moment.
-    for (uint64_t spins = 0;; ++spins) {
-      if (enter_leased(t.lease_slot)) return t.lease_slot;
-      backoff(spins, "the cpu slot this task leases, held by a remote flush");
-    }
-  }
   // Start at the task's home slot (native: derived from the thread id, so threads spread out;
   // sim: set by the scheduler, so the choice is deterministic), then scan.
   if (t.home_slot == ~0u) t.home_slot = unsigned(std::hash<std::thread::id>{}(std::this_thread::get_id()));
   unsigned start = t.slot_hint < n_ ? t.slot_hint : t.home_slot % n_;
   // A task that has come back to this table takes a lease when one is free.
-  if (t.slot_hint < n_ && try_lease(t, start) && enter_leased(start)) return start;
+  if (t.lease_uid != uid_ && t.slot_hint < n_) try_lease(t, start);
+  if (t.lease_uid == uid_) {
+    // From now on this task owns its leased slot only the lessee's way: release() goes by the
+    // lease, so taking that slot through `word` would leave `word` held forever. A remote flush
+    // may hold it for a moment.
+    for (uint64_t spins = 0;; ++spins) {
+      if (enter_leased(t.lease_slot)) return t.lease_slot;
+      backoff(spins, "the cpu slot this task leases, held by a remote flush");
+    }
+  }
   for (uint64_t spins = 0;; ++spins) {
     // Unleased slots first: taking a leased one costs a membarrier.
     for (int pass = 0; pass < 2; ++pass) {
