@@ -33,6 +33,12 @@ namespace cgslab::harness {
 // ---- the object stamp ----
 inline uint64_t stamp_make(uint32_t tag, uint32_t serial) { return (uint64_t(tag) << 32) | serial; }
 inline uint32_t stamp_tag(uint64_t v) { return uint32_t(v >> 32); }
+// A stamp whose serial is derived from the address, for holders that keep no per-object value:
+// a whole word of the object can be recomputed from (pointer, tag) by whoever frees it. Never 0.
+inline uint64_t stamp_at(const void* p, uint32_t tag) {
+  uint64_t x = uint64_t(reinterpret_cast<uintptr_t>(p)) * 0x9e3779b97f4a7c15ull;
+  return stamp_make(tag, uint32_t(x >> 32) | 1);
+}
 // `head`: byte offset of the head word (0, or 8 when word 0 belongs to the caller); size >= head + 8.
 void stamp_write(void* p, size_t size, uint64_t v, size_t head = 0);
 uint64_t stamp_head(const void* p, size_t head = 0);  // relaxed atomic read

@@ -103,7 +103,9 @@ struct Allocator::Impl {
 
   void teardown();
   bool validate(std::string* out);
-  CacheStats stats_of(Cache* c);
+  // A child cache is freed (after a grace period) only once shutdown_cache unlinked it under
+  // slab_mutex, so a child found on a root's list stays readable while slab_mutex is held.
+  CacheStats stats_of(Cache* c) REQUIRES(caches.slab_mutex);
 
   platform::Platform plat;
   PageAlloc pages;
@@ -383,9 +385,13 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
   st.slab_pages = 1u << c->order;
   st.slabs = k.slabs;
   st.total_objects = k.objects;
-  st.active_objects = k.objects - k.free_in_slabs - k.in_magazines;
+  // The magazines are summed slot by slot before list_lock is taken (list_lock is never waited for
+  // with a slot owned), so while other threads run an object can be counted both in a magazine
+  // and free in a slab: the sum is an estimate then, exact at quiescence. Saturate instead of
+  // wrapping to a huge count.
+  size_t idle = k.free_in_slabs + k.in_magazines;
+  st.active_objects = k.objects > idle ? k.objects - idle : 0;
   if (c->is_root()) {
-    platform::MutexLock g(caches.slab_mutex);
     st.refcount = c->refcount;
     st.children = c->children.size();
   } else {
@@ -400,19 +406,16 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
 
 CacheStats Allocator::cache_stats(Cache* c) {
   if (!impl_->caches.check_handle(c, "cache_stats")) return {};
+  platform::MutexLock g(impl_->caches.slab_mutex);
   return impl_->stats_of(c);
 }
 
 std::vector<CacheStats> Allocator::child_cache_stats(Cache* root) {
   if (!impl_->caches.check_handle(root, "child_cache_stats")) return {};
-  std::vector<Cache*> kids;
-  {
-    platform::MutexLock g(impl_->caches.slab_mutex);
-    for (ListNode* n = root->children.next; n != &root->children; n = n->next)
-      kids.push_back(cache_of(n, &Cache::children_node));
-  }
   std::vector<CacheStats> out;
-  for (Cache* c : kids) out.push_back(impl_->stats_of(c));
+  platform::MutexLock g(impl_->caches.slab_mutex);
+  for (ListNode* n = root->children.next; n != &root->children; n = n->next)
+    out.push_back(impl_->stats_of(cache_of(n, &Cache::children_node)));
   return out;
 }
 
@@ -469,7 +472,8 @@ std::string Allocator::slabinfo() {
                     "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
                     " : slabdata <active_slabs> <num_slabs> : state refcount cgroup\n";
   std::vector<Cache*> all;
-  impl_->caches.for_each_root([&](Cache* r) {
+  platform::MutexLock g(impl_->caches.slab_mutex);
+  impl_->caches.for_each_root_locked([&](Cache* r) {
     all.push_back(r);
     for (ListNode* n = r->children.next; n != &r->children; n = n->next)
       all.push_back(cache_of(n, &Cache::children_node));
