@@ -4,7 +4,7 @@
 // has a PageDesc in a metadata array mapped beside the chunk; a two-level radix table maps a
 // chunk number to its metadata, so object -> page descriptor is two loads and needs no malloc,
 // and a pointer the allocator does not own is recognised (no entry) without touching it.
-// Runs of 2^order pages (order <= 3) are allocated aligned to their size from a per-chunk bitmap.
+// Runs of 2^order pages (order <= kMaxOrder, 4) are allocated aligned to their size from a per-chunk bitmap.
 // Freed runs are given back to the OS at once (MADV_DONTNEED) and poisoned for ASan; a chunk
 // whose last run is freed is unmapped.
 //
