@@ -103,9 +103,7 @@ struct Allocator::Impl {
 
   void teardown();
   bool validate(std::string* out);
-  // A child cache is freed (after a grace period) only once shutdown_cache unlinked it under
-  // slab_mutex, so a child found on a root's list stays readable while slab_mutex is held.
-  CacheStats stats_of(Cache* c) REQUIRES(caches.slab_mutex);
+  CacheStats stats_of(Cache* c);
 
   platform::Platform plat;
   PageAlloc pages;
@@ -392,6 +390,7 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
   size_t idle = k.free_in_slabs + k.in_magazines;
   st.active_objects = k.objects > idle ? k.objects - idle : 0;
   if (c->is_root()) {
+    platform::MutexLock g(caches.slab_mutex);
     st.refcount = c->refcount;
     st.children = c->children.size();
   } else {
@@ -406,16 +405,19 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
 
 CacheStats Allocator::cache_stats(Cache* c) {
   if (!impl_->caches.check_handle(c, "cache_stats")) return {};
-  platform::MutexLock g(impl_->caches.slab_mutex);
   return impl_->stats_of(c);
 }
 
 std::vector<CacheStats> Allocator::child_cache_stats(Cache* root) {
   if (!impl_->caches.check_handle(root, "child_cache_stats")) return {};
+  std::vector<Cache*> kids;
+  {
+    platform::MutexLock g(impl_->caches.slab_mutex);
+    for (ListNode* n = root->children.next; n != &root->children; n = n->next)
+      kids.push_back(cache_of(n, &Cache::children_node));
+  }
   std::vector<CacheStats> out;
-  platform::MutexLock g(impl_->caches.slab_mutex);
-  for (ListNode* n = root->children.next; n != &root->children; n = n->next)
-    out.push_back(impl_->stats_of(cache_of(n, &Cache::children_node)));
+  for (Cache* c : kids) out.push_back(impl_->stats_of(c));
   return out;
 }
 
@@ -472,8 +474,7 @@ std::string Allocator::slabinfo() {
                     "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
                     " : slabdata <active_slabs> <num_slabs> : state refcount cgroup\n";
   std::vector<Cache*> all;
-  platform::MutexLock g(impl_->caches.slab_mutex);
-  impl_->caches.for_each_root_locked([&](Cache* r) {
+  impl_->caches.for_each_root([&](Cache* r) {
     all.push_back(r);
     for (ListNode* n = r->children.next; n != &r->children; n = n->next)
       all.push_back(cache_of(n, &Cache::children_node));
