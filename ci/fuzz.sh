@@ -78,7 +78,7 @@ fuzz_one() {
   touch "$work/start"
   # The bound is a backstop; libFuzzer stops itself after -max_total_time.
   cgslab_bounded $((time_s + 300)) "$t to stop fuzzing" "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
-    -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="fuzz/$t.dict" \
+    -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="$(dirname "$bin")/$t.dict" \
     -print_final_stats=1 -artifact_prefix="$art/" >"$work/log" 2>&1
   echo $? >"$work/rc"
   # The merge replays every input once more: bounded like the run (a crash here is in merge.log).

@@ -9,7 +9,8 @@
 //                                                  --no-validate skips validate() after each op
 //
 // D is lifecycle (default; fuzz_lifecycle, fuzz_threads inputs) or api (fuzz_api inputs); a text
-// file names its own dialect. A file is text if it starts like one (a '#', "dialect" or "tasks").
+// file names its own dialect. A file is text when its name ends in .txt or --text is given;
+// anything else is fuzz input bytes, and every byte string decodes (nothing is guessed).
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -19,17 +20,16 @@
 #include <string>
 #include <vector>
 
-#include "program.h"
-#include "runner.h"
+#include "exec.h"
 
-using namespace cgslab::fuzz;
+using namespace cgslab::harness;
 
 namespace {
 
 int usage(const char* msg) {
   if (msg) std::fprintf(stderr, "cgslab-prog: %s\n", msg);
   std::fprintf(stderr,
-               "usage: cgslab-prog decode [--dialect lifecycle|api] FILE\n"
+               "usage: cgslab-prog decode [--dialect lifecycle|api] [--text] FILE\n"
                "       cgslab-prog encode [--dialect lifecycle|api] FILE.txt OUT\n"
                "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] [--no-validate] FILE...\n");
   return 2;
@@ -42,20 +42,18 @@ bool read_file(const std::string& path, std::string* out) {
   return !f.bad();
 }
 
-bool looks_like_text(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
-  return s.compare(i, 1, "#") == 0 || s.compare(i, 7, "dialect") == 0 || s.compare(i, 5, "tasks") == 0;
+bool is_text_name(const std::string& path) {
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
 }
 
 // Loads FILE as a Program; prints a clear error and returns false on unreadable or malformed input.
-bool load(const std::string& path, Dialect d, Program* p) {
+bool load(const std::string& path, Dialect d, bool text, Program* p) {
   std::string data;
   if (!read_file(path, &data)) {
     std::fprintf(stderr, "cgslab-prog: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
     return false;
   }
-  if (looks_like_text(data)) {
+  if (text || is_text_name(path)) {
     std::string err;
     if (!parse(data, p, &err)) {
       std::fprintf(stderr, "cgslab-prog: %s: %s\n", path.c_str(), err.c_str());
@@ -74,6 +72,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   Dialect dialect = Dialect::kLifecycle;
   bool trace = false;
+  bool text = false;
   bool validate = true;
   long repeat = 1;
   std::vector<std::string> files;
@@ -84,6 +83,8 @@ int main(int argc, char** argv) {
       if (d == "api" || d == "fuzz_api") dialect = Dialect::kApi;
       else if (d == "lifecycle" || d == "fuzz_lifecycle" || d == "fuzz_threads") dialect = Dialect::kLifecycle;
       else return usage(("unknown dialect '" + d + "'").c_str());
+    } else if (a == "--text") {
+      text = true;
     } else if (a == "--no-validate") {
       validate = false;
     } else if (a == "--trace") {
@@ -101,14 +102,14 @@ int main(int argc, char** argv) {
   if (cmd == "decode") {
     if (files.size() != 1) return usage("decode takes one FILE");
     Program p;
-    if (!load(files[0], dialect, &p)) return 1;
+    if (!load(files[0], dialect, text, &p)) return 1;
     std::fputs(print(p).c_str(), stdout);
     return 0;
   }
   if (cmd == "encode") {
     if (files.size() != 2) return usage("encode takes FILE and OUT");
     Program p;
-    if (!load(files[0], dialect, &p)) return 1;
+    if (!load(files[0], dialect, text, &p)) return 1;
     std::vector<uint8_t> bytes = encode(p);
     Program back = decode(bytes.data(), bytes.size(), p.dialect);
     if (!(back == p)) {
@@ -128,18 +129,18 @@ int main(int argc, char** argv) {
     int status = 0;
     for (const std::string& f : files) {
       Program p;
-      if (!load(f, dialect, &p)) return 1;
+      if (!load(f, dialect, text, &p)) return 1;
       uint64_t first = 0;
       for (long r = 0; r < repeat; ++r) {
         RunOptions o;
         o.validate_each_op = validate;
         if (trace && r == 0) o.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-        RunStats s = run_program(p, o);
+        RunStats s = exec_sim(p, o);
         if (r == 0) {
           first = s.trace_hash;
           std::printf("%s: ok (%s mode): %" PRIu64 " ops, %" PRIu64 " schedule points, %" PRIu64
                       " switches, %" PRIu64 " validations, trace hash %016" PRIx64 "\n",
-                      f.c_str(), runner_mode(), s.ops, s.steps, s.switches, s.validations, s.trace_hash);
+                      f.c_str(), "sim", s.ops, s.steps, s.switches, s.validations, s.trace_hash);
         } else if (s.trace_hash != first) {
           std::printf("%s: NOT DETERMINISTIC: run %ld has trace hash %016" PRIx64 ", run 1 had %016" PRIx64 "\n",
                       f.c_str(), r + 1, s.trace_hash, first);

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace cgslab::fuzz {
+namespace cgslab::harness {
 
 __attribute__((section("__libfuzzer_extra_counters"))) inline uint8_t g_interleaving_counters[1 << 13];
 
@@ -15,4 +15,4 @@ inline void count_interleaving(uint32_t edge) {
   if (c != 255) ++c;
 }
 
-}  // namespace cgslab::fuzz
+}  // namespace cgslab::harness

@@ -16,8 +16,7 @@
 #include <cstring>
 #include <thread>
 
-#include "program.h"
-#include "runner.h"
+#include "exec.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -51,9 +50,9 @@ void self_test_race() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace cgslab::fuzz;
+  using namespace cgslab::harness;
   self_test_race();
   Program p = decode(data, size, Dialect::kLifecycle);
-  run_program(p, RunOptions{});
+  exec_threads(p, RunOptions{});
   return 0;
 }

@@ -41,7 +41,8 @@
 #include "cli.h"
 #include "peers.h"
 #include "run.h"
-#include "stamp.h"
+#include "oracles.h"
+#include "rng.h"
 
 namespace cgslab::stress {
 namespace {
@@ -174,7 +175,7 @@ struct ShapeState {
 
 class World {
  public:
-  World(const CommonOptions& o) : opt(o), run("stress_patterns", o, op_names(), o.threads + 2), sink(run) {
+  World(const CommonOptions& o) : opt(o), run("stress_patterns", o, op_names(), o.threads + 2), sink(&harness::thread_expectation, [this](const std::string& m) { run.fail(m); }) {
     Options ao;
     ao.on_error = sink.handler();
     ao.nr_cpu_slots = nr_slots;
@@ -188,7 +189,7 @@ class World {
 
   const CommonOptions& opt;
   Run run;
-  ErrorSink sink;
+  harness::ErrorChecker sink;
   unsigned nr_slots = default_cpu_slots();
   std::unique_ptr<Allocator> a;
   std::atomic<bool> stop{false};
@@ -212,12 +213,12 @@ class World {
   Item make(Backend& b, size_t size, int cls, uint32_t tag, OpCounters& k) {
     Item it{b.alloc(size, cls), uint32_t(size), cls, tag};
     k.add(b.alloc_kind());
-    if (it.p) stamp(it.p, size, tag);
+    if (it.p) harness::stamp_write(it.p, size, harness::stamp_at(it.p, tag));
     return it;
   }
   void drop(Backend& b, Item& it, OpCounters& k, const char* shape) {
     if (!it.p) return;
-    if (!stamp_ok(it.p, it.size, it.tag)) {
+    if (!harness::stamp_check(it.p, it.size, harness::stamp_at(it.p, it.tag), 0, nullptr)) {
       char buf[256];
       std::snprintf(buf, sizeof buf, "%s/%s: object %p (%u bytes) changed while allocated", b.name().c_str(), shape,
                     it.p, it.size);
@@ -490,7 +491,7 @@ int main_impl(int argc, char** argv) {
         w.for_each_item(*state[size_t(s)][b], [&](Item& it) {
           if (!it.p || !why->empty()) return;
           ++n;
-          if (!stamp_ok(it.p, it.size, it.tag)) {
+          if (!harness::stamp_check(it.p, it.size, harness::stamp_at(it.p, it.tag), 0, nullptr)) {
             char buf[200];
             std::snprintf(buf, sizeof buf, "%s/%s: live object %p (%u bytes) changed", backends[b]->name().c_str(),
                           kShapeNames[s], it.p, it.size);
@@ -581,7 +582,10 @@ int main_impl(int argc, char** argv) {
     }
   cg->teardown();
   std::string why;
-  if (!w.run.failed() && !check_empty(*w.a, &why)) w.run.fail(why);
+  if (!w.run.failed()) {
+    harness::settle(*w.a);
+    if (!harness::nothing_left(*w.a, &why)) w.run.fail(why);
+  }
   if (w.run.failed()) w.run.die();
   w.a.reset();
   if (w.run.failed()) w.run.die();

@@ -389,7 +389,12 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
   st.slab_pages = 1u << c->order;
   st.slabs = k.slabs;
   st.total_objects = k.objects;
-  st.active_objects = k.objects - k.free_in_slabs - k.in_magazines;
+  // The magazines are summed slot by slot before list_lock is taken (list_lock is never waited for
+  // with a slot owned), so while other threads run an object can be counted both in a magazine
+  // and free in a slab: the sum is an estimate then, exact at quiescence. Saturate instead of
+  // wrapping to a huge count.
+  size_t idle = k.free_in_slabs + k.in_magazines;
+  st.active_objects = k.objects > idle ? k.objects - idle : 0;
   if (c->is_root()) {
     platform::MutexLock g(caches.slab_mutex);
     st.refcount = c->refcount;

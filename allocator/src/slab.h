@@ -79,7 +79,7 @@ struct Cache {
 
   // --- slabs (kernel: kmem_cache_node) ---
   platform::Mutex list_lock{"kmem_cache_node.list_lock"};
-  ListNode partial;  // of PageDesc via PageDesc::next/prev (see slab.cc)
+  ListNode partial;  // of PageDesc via PageDesc::lru (see slab.cc)
   ListNode full;
   size_t nr_slabs GUARDED_BY(list_lock) = 0;
   size_t nr_empty GUARDED_BY(list_lock) = 0;

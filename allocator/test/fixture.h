@@ -1,6 +1,7 @@
 // fixture.h: every test owns an Allocator whose errors are recorded (not aborted on), and ends
-// with finish(): drain, validate(), shrink, and check that nothing is left - no child caches, no
-// cgroups but the root, no slab pages, no mapped chunk memory, no unexpected error.
+// with finish(): the harness's teardown oracle (harness/oracles.h: settle, then nothing_left: no
+// child caches, no cgroups but the root, no slab pages, no mapped memory, no pending work) and no
+// unexpected error.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "cgslab/cgslab.h"
+#include "oracles.h"
 
 namespace cgslab::test {
 
@@ -39,18 +41,9 @@ class AllocatorTest : public ::testing::Test {
   // Full teardown check. Call after freeing/destroying everything the test made.
   void finish() {
     finished_ = true;
-    a->drain();
-    std::string rep;
-    EXPECT_TRUE(a->validate(&rep)) << rep;
-    a->shrink_all();
-    a->drain();
-    AllocatorStats s = a->stats();
-    EXPECT_EQ(s.child_caches, 0u) << a->slabinfo();
-    EXPECT_EQ(s.cgroups, 1u);
-    EXPECT_EQ(s.slab_pages, 0u);
-    EXPECT_EQ(s.mapped_bytes, 0u) << a->slabinfo();
-    EXPECT_EQ(s.pending_work, 0u);
-    EXPECT_TRUE(a->validate(&rep)) << rep;
+    harness::settle(*a);
+    std::string why;
+    EXPECT_TRUE(harness::nothing_left(*a, &why)) << why;
     EXPECT_TRUE(errors.empty()) << "unexpected error: " << (errors.empty() ? "" : errors[0].message);
     a.reset();
   }

@@ -1,4 +1,4 @@
-// Lifecycle of per-cgroup child caches: every state of DESIGN.md section 1 reached and left,
+// Lifecycle of per-cgroup child caches: every CacheState (cgslab.h) reached and left,
 // with exact charge numbers at each step.
 #include <cstring>
 

@@ -1,5 +1,5 @@
 // defects.h: historical bugs re-injected as switches, to prove that the harness catches what it
-// exists to catch (DESIGN.md section 3, "Defects"). Only fuzz builds
+// exists to catch (README.md, "Fuzzing", Defects). Only fuzz builds
 // (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) can turn one on, with CGSLAB_DEFECT=<name> in the
 // environment; in every other build defect() is constexpr false and the code folds away.
 //

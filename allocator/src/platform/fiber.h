@@ -1,5 +1,5 @@
 // fiber.h: stackful coroutines for the sim backend. A Fiber is a stack and a saved stack pointer;
-// switch_to() saves the callee-saved registers on the current stack and resumes another fiber
+// fiber_switch() saves the callee-saved registers on the current stack and resumes another fiber
 // (x86-64: a dozen instructions, no signal-mask syscall as swapcontext has). ASan is told about
 // every switch (__sanitizer_start/finish_switch_fiber) so stack accesses on fiber stacks are
 // checked like any other. Stacks are mmap'd with a guard page and pooled across runs, because a
@@ -18,7 +18,7 @@ struct Fiber {
   bool owns_stack = false;
 };
 
-// Give `f` a pooled stack and make its first switch_to() call entry() on it. entry never returns.
+// Give `f` a pooled stack and make its first fiber_switch() to it call entry() on it. entry never returns.
 void fiber_init(Fiber& f, void (*entry)());
 // `self` describes the OS thread's own stack (the context that called the scheduler).
 void fiber_init_thread(Fiber& self);

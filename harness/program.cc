@@ -1,79 +1,66 @@
+// program.cc: decoder, encoder, printer, parser and dictionaries, all driven by the table in
+// ops.def (see program.h for the byte layout and the round-trip invariants). Stateless.
 #include "program.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
-namespace cgslab::fuzz {
+namespace cgslab::harness {
 
 namespace {
 
-enum class Arg : uint8_t { kNone, kCg, kCache, kObj, kInt, kGfp, kCacheFlags, kSize, kAlign };
-
-struct OpInfo {
-  const char* name;
-  Arg arg[3];
-  const char* argname[3];
+// The error column of ops.def: kNone or an ErrorKind enumerator.
+struct ErrSpec {
+  bool expected;
+  ErrorKind kind;
 };
+namespace errspec {
+constexpr ErrSpec kNone{false, ErrorKind::kInternal};
+constexpr ErrSpec kDoubleFree{true, ErrorKind::kDoubleFree};
+constexpr ErrSpec kInvalidFree{true, ErrorKind::kInvalidFree};
+constexpr ErrSpec kWrongCache{true, ErrorKind::kWrongCache};
+constexpr ErrSpec kUseAfterDestroy{true, ErrorKind::kUseAfterDestroy};
+constexpr ErrSpec kOfflineCgroup{true, ErrorKind::kOfflineCgroup};
+constexpr ErrSpec kBadArgument{true, ErrorKind::kBadArgument};
+constexpr ErrSpec kCacheBusy{true, ErrorKind::kCacheBusy};
+}  // namespace errspec
 
-// Indexed by OpKind. Argument names are what the text form prints.
+#define A0 ArgSpec{}
+#define A(kind, name) ArgSpec{ArgKind::kind, name}
 constexpr OpInfo kOps[] = {
-    {"yield", {}, {}},
-    {"cgroup_create", {Arg::kCg}, {"parent"}},
-    {"cgroup_offline", {Arg::kCg}, {"cg"}},
-    {"cgroup_set_max", {Arg::kCg, Arg::kInt}, {"cg", "pages"}},
-    {"attach", {Arg::kCg}, {"cg"}},
-    {"remote_begin", {Arg::kCg}, {"cg"}},
-    {"scope_end", {}, {}},
-    {"cache_create", {Arg::kSize, Arg::kCacheFlags, Arg::kAlign}, {"size", "flags", "align"}},
-    {"cache_shrink", {Arg::kCache}, {"cache"}},
-    {"cache_destroy", {Arg::kCache}, {"cache"}},
-    {"alloc", {Arg::kCache, Arg::kGfp}, {"cache", "gfp"}},
-    {"alloc_many", {Arg::kCache, Arg::kInt, Arg::kGfp}, {"cache", "n", "gfp"}},
-    {"free", {Arg::kObj, Arg::kInt}, {"obj", "kfree"}},
-    {"free_many", {Arg::kInt}, {"n"}},
-    {"kmalloc", {Arg::kInt, Arg::kGfp}, {"size", "gfp"}},
-    {"rcu_lock", {}, {}},
-    {"rcu_read", {Arg::kObj}, {"obj"}},
-    {"rcu_unlock", {}, {}},
-    {"register_shrinker", {Arg::kInt}, {"batch"}},
-    {"fail_mapping", {Arg::kInt}, {"nth"}},
-    {"fail_internal", {Arg::kInt}, {"nth"}},
-    {"synchronize_rcu", {}, {}},
-    {"shrink_all", {}, {}},
-    {"drain", {}, {}},
-    // API dialect
-    {"double_free", {Arg::kObj}, {"obj"}},
-    {"free_interior", {Arg::kObj, Arg::kInt}, {"obj", "offset"}},
-    {"free_foreign", {Arg::kInt}, {"kind"}},
-    {"free_wrong_cache", {Arg::kObj, Arg::kCache}, {"obj", "cache"}},
-    {"use_destroyed_cache", {Arg::kCache}, {"cache"}},
-    {"offline_twice", {Arg::kCg}, {"cg"}},
-    {"offline_root", {}, {}},
-    {"bad_cache_args", {Arg::kInt}, {"kind"}},
-    {"bad_gfp", {Arg::kInt}, {"bits"}},
-    {"unbalanced_rcu_unlock", {}, {}},
-    {"sync_in_rcu", {}, {}},
-    {"destroy_busy", {Arg::kCache}, {"cache"}},
+#define OP(name, group, dialect, attrs, err, a0, a1, a2) \
+  {#name, #group, Dialect::k##dialect, attrs, errspec::err.expected, errspec::err.kind, {a0, a1, a2}},
+#include "ops.def"
+#undef OP
 };
-static_assert(sizeof(kOps) / sizeof(kOps[0]) == size_t(OpKind::kApiCount));
+#undef A
+#undef A0
+static_assert(sizeof(kOps) / sizeof(kOps[0]) == size_t(OpKind::kCount));
+static_assert(size_t(OpKind::kCount) <= 64, "the kind has 6 bits in an op record");
+
+constexpr size_t count_lifecycle() {
+  size_t n = 0;
+  while (n < size_t(OpKind::kCount) && kOps[n].dialect == Dialect::kLifecycle) ++n;
+  return n;
+}
+constexpr bool lifecycle_is_prefix() {
+  for (size_t i = count_lifecycle(); i < size_t(OpKind::kCount); ++i)
+    if (kOps[i].dialect == Dialect::kLifecycle) return false;
+  return true;
+}
+static_assert(lifecycle_is_prefix(), "ops.def: lifecycle rows must come before api rows");
 
 const char* const kGfpNames[] = {"account", "nowait", "noretry", "nofail", "zero", "reclaimable"};
 const char* const kCacheFlagNames[] = {"account", "rcu", "nomerge", "ctor"};
-
-size_t nkinds(Dialect d) { return d == Dialect::kApi ? size_t(OpKind::kApiCount) : size_t(OpKind::kLifecycleCount); }
-
-uint8_t normalize(Arg t, uint8_t v) {
-  switch (t) {
-    case Arg::kNone: return 0;
-    case Arg::kGfp: return v & 0x3f;
-    case Arg::kCacheFlags: return v & 0x0f;
-    case Arg::kSize: return v % (sizeof(kCacheSizes) / sizeof(kCacheSizes[0]));
-    case Arg::kAlign: return v % (sizeof(kCacheAligns) / sizeof(kCacheAligns[0]));
-    default: return v;
-  }
-}
+const char* const kForeignNames[] = {"static", "heap"};
+const char* const kBadCacheArgNames[] = {"size0", "huge", "align24", "flags"};
+constexpr size_t kNumCacheSizes = sizeof(kCacheSizes) / sizeof(kCacheSizes[0]);
+constexpr size_t kNumAligns = sizeof(kCacheAligns) / sizeof(kCacheAligns[0]);
 
 std::string flags_text(uint8_t v, const char* const* names, size_t n) {
   if (!v) return "0";
@@ -81,16 +68,6 @@ std::string flags_text(uint8_t v, const char* const* names, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (v & (1u << i)) s += (s.empty() ? "" : "|") + std::string(names[i]);
   return s;
-}
-
-std::string arg_text(Arg t, uint8_t v) {
-  switch (t) {
-    case Arg::kGfp: return flags_text(v, kGfpNames, 6);
-    case Arg::kCacheFlags: return flags_text(v, kCacheFlagNames, 4);
-    case Arg::kSize: return std::to_string(kCacheSizes[v]);
-    case Arg::kAlign: return std::to_string(kCacheAligns[v]);
-    default: return std::to_string(v);
-  }
 }
 
 bool parse_flags(const std::string& s, const char* const* names, size_t n, uint8_t* out) {
@@ -109,35 +86,19 @@ bool parse_flags(const std::string& s, const char* const* names, size_t n, uint8
 }
 
 bool parse_uint(const std::string& s, uint64_t max, uint64_t* out) {
-  if (s.empty()) return false;
+  if (s.empty() || s[0] == '-') return false;
   char* end = nullptr;
   errno = 0;
   unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-  if (errno || *end || v > max || s[0] == '-') return false;
+  if (errno || *end || v > max) return false;
   *out = v;
   return true;
 }
 
-bool parse_arg(Arg t, const std::string& s, uint8_t* out) {
-  uint64_t v = 0;
-  switch (t) {
-    case Arg::kGfp: return parse_flags(s, kGfpNames, 6, out);
-    case Arg::kCacheFlags: return parse_flags(s, kCacheFlagNames, 4, out);
-    case Arg::kSize:
-      if (!parse_uint(s, ~0ull, &v)) return false;
-      for (size_t i = 0; i < sizeof(kCacheSizes) / sizeof(kCacheSizes[0]); ++i)
-        if (kCacheSizes[i] == v) return *out = uint8_t(i), true;
-      return false;
-    case Arg::kAlign:
-      if (!parse_uint(s, ~0ull, &v)) return false;
-      for (size_t i = 0; i < sizeof(kCacheAligns) / sizeof(kCacheAligns[0]); ++i)
-        if (kCacheAligns[i] == v) return *out = uint8_t(i), true;
-      return false;
-    default:
-      if (!parse_uint(s, 255, &v)) return false;
-      *out = uint8_t(v);
-      return true;
-  }
+bool parse_name(const std::string& s, const char* const* names, size_t n, uint8_t* out) {
+  for (size_t i = 0; i < n; ++i)
+    if (s == names[i]) return *out = uint8_t(i), true;
+  return false;
 }
 
 std::string label(const Program& p, uint8_t idx) {
@@ -146,6 +107,86 @@ std::string label(const Program& p, uint8_t idx) {
 }
 
 }  // namespace
+
+const OpInfo& op_info(OpKind k) { return kOps[size_t(k) < size_t(OpKind::kCount) ? size_t(k) : 0]; }
+
+size_t dialect_kinds(Dialect d) { return d == Dialect::kApi ? size_t(OpKind::kCount) : count_lifecycle(); }
+
+const char* dialect_name(Dialect d) { return d == Dialect::kApi ? "api" : "lifecycle"; }
+
+uint8_t arg_canonical(ArgKind k, uint8_t raw) {
+  switch (k) {
+    case ArgKind::kNone: return 0;
+    case ArgKind::kCount: return uint8_t(std::max(1, raw % 17));
+    case ArgKind::kBatch: return uint8_t(raw % 8);
+    case ArgKind::kBool: return raw & 1;
+    case ArgKind::kCacheSize: return uint8_t(raw % kNumCacheSizes);
+    case ArgKind::kAlign: return uint8_t(raw % kNumAligns);
+    case ArgKind::kGfp: return raw & 0x3f;
+    case ArgKind::kCacheFlags: return raw & 0x0f;
+    case ArgKind::kOffset: return raw ? raw : 1;
+    case ArgKind::kForeign: return raw % 2;
+    case ArgKind::kBadCacheArg: return raw % 4;
+    case ArgKind::kGfpBit: return uint8_t(raw % 20);
+    default: return raw;  // handles, pages, nth, kmalloc size: every byte is its own value
+  }
+}
+
+uint64_t arg_value(ArgKind k, uint8_t c) {
+  switch (k) {
+    case ArgKind::kNone: return 0;
+    case ArgKind::kPages: return c == 255 ? UINT64_MAX : c;
+    case ArgKind::kKmallocSize: return c < 128 ? uint64_t(c) * 2 + 1 : uint64_t(c - 127) * 256;
+    case ArgKind::kCacheSize: return kCacheSizes[c % kNumCacheSizes];
+    case ArgKind::kAlign: return kCacheAligns[c % kNumAligns];
+    case ArgKind::kGfpBit: return 8 + c;
+    case ArgKind::kBatch: return 1 + uint64_t(c);
+    default: return c;
+  }
+}
+
+std::string arg_text(ArgKind k, uint8_t c) {
+  switch (k) {
+    case ArgKind::kPages: return c == 255 ? "unlimited" : std::to_string(c);
+    case ArgKind::kNth: return c == 0 ? "off" : std::to_string(c);
+    case ArgKind::kGfp: return flags_text(c, kGfpNames, 6);
+    case ArgKind::kCacheFlags: return flags_text(c, kCacheFlagNames, 4);
+    case ArgKind::kForeign: return kForeignNames[c % 2];
+    case ArgKind::kBadCacheArg: return kBadCacheArgNames[c % 4];
+    default: return std::to_string(arg_value(k, c));
+  }
+}
+
+bool arg_parse(ArgKind k, const std::string& s, uint8_t* out) {
+  switch (k) {
+    case ArgKind::kGfp: return parse_flags(s, kGfpNames, 6, out);
+    case ArgKind::kCacheFlags: return parse_flags(s, kCacheFlagNames, 4, out);
+    case ArgKind::kForeign: return parse_name(s, kForeignNames, 2, out);
+    case ArgKind::kBadCacheArg: return parse_name(s, kBadCacheArgNames, 4, out);
+    case ArgKind::kPages:
+      if (s == "unlimited") return *out = 255, true;
+      break;
+    case ArgKind::kNth:
+      if (s == "off") return *out = 0, true;
+      break;
+    default: break;
+  }
+  uint64_t v = 0;
+  if (!parse_uint(s, UINT64_MAX, &v)) return false;
+  // The value must be one this kind takes: find its canonical byte.
+  for (uint8_t c : arg_domain(k))
+    if (arg_value(k, c) == v && !(k == ArgKind::kPages && c == 255) && !(k == ArgKind::kNth && c == 0))
+      return *out = c, true;
+  if (k == ArgKind::kNth && v == 0) return *out = 0, true;
+  return false;
+}
+
+std::vector<uint8_t> arg_domain(ArgKind k) {
+  std::vector<uint8_t> d;
+  for (int b = 0; b < 256; ++b)
+    if (arg_canonical(k, uint8_t(b)) == b) d.push_back(uint8_t(b));
+  return d;
+}
 
 std::vector<std::string> schedule_labels(const Program& p) {
   std::vector<std::string> l;
@@ -166,11 +207,9 @@ Program decode(const uint8_t* data, size_t size, Dialect dialect) {
     Op op;
     uint8_t k = next();
     op.task = uint8_t((k & 3) % p.ntasks);
-    op.kind = OpKind((k >> 2) % nkinds(dialect));
+    op.kind = OpKind((k >> 2) % dialect_kinds(dialect));
     const OpInfo& info = kOps[size_t(op.kind)];
-    op.a = normalize(info.arg[0], next());
-    op.b = normalize(info.arg[1], next());
-    op.c = normalize(info.arg[2], next());
+    for (int a = 0; a < 3; ++a) op.arg[a] = arg_canonical(info.arg[a].kind, next());
     p.ops.push_back(op);
   }
   if (p.pct) {
@@ -193,9 +232,7 @@ std::vector<uint8_t> encode(const Program& p) {
   out.push_back(uint8_t(p.ops.size()));
   for (const Op& op : p.ops) {
     out.push_back(uint8_t((op.task & 3) | (uint8_t(op.kind) << 2)));
-    out.push_back(op.a);
-    out.push_back(op.b);
-    out.push_back(op.c);
+    for (int a = 0; a < 3; ++a) out.push_back(op.arg[a]);
   }
   if (p.pct) {
     for (int i = 0; i < 8; ++i) out.push_back(uint8_t(p.seed >> (8 * i)));
@@ -212,16 +249,16 @@ std::vector<uint8_t> encode(const Program& p) {
 std::string print_op(const Op& op) {
   const OpInfo& info = kOps[size_t(op.kind)];
   std::string s = "t" + std::to_string(op.task) + " " + info.name;
-  const uint8_t v[3] = {op.a, op.b, op.c};
   for (int i = 0; i < 3; ++i)
-    if (info.arg[i] != Arg::kNone) s += std::string(" ") + info.argname[i] + "=" + arg_text(info.arg[i], v[i]);
+    if (info.arg[i].kind != ArgKind::kNone)
+      s += std::string(" ") + info.arg[i].name + "=" + arg_text(info.arg[i].kind, op.arg[i]);
   return s;
 }
 
 std::string print(const Program& p) {
   std::string s = "# cgslab program: one op per line, \"t<task> <op> <arg>=<value>\"; handles are indexes\n"
                   "# into the live cgroups/caches/objects, taken modulo their count when the op runs.\n";
-  s += std::string("dialect ") + (p.dialect == Dialect::kApi ? "api" : "lifecycle") + "\n";
+  s += std::string("dialect ") + dialect_name(p.dialect) + "\n";
   s += "tasks " + std::to_string(p.ntasks) + "\n";
   if (p.pct) {
     char buf[64];
@@ -284,21 +321,20 @@ bool parse(const std::string& text, Program* out, std::string* error) {
       uint64_t task = 0;
       if (!parse_uint(w[0].substr(1), 3, &task)) return fail("bad task '" + w[0] + "' (t0..t3)");
       if (w.size() < 2) return fail("missing operation");
-      size_t k = 0, n = nkinds(p.dialect);
+      size_t k = 0, n = dialect_kinds(p.dialect);
       while (k < n && w[1] != kOps[k].name) ++k;
       if (k == n) return fail("unknown operation '" + w[1] + "' in this dialect");
       Op op;
       op.task = uint8_t(task);
       op.kind = OpKind(k);
-      uint8_t* v[3] = {&op.a, &op.b, &op.c};
       for (size_t i = 2; i < w.size(); ++i) {
         size_t eq = w[i].find('=');
         if (eq == std::string::npos) return fail("expected name=value, got '" + w[i] + "'");
         std::string name = w[i].substr(0, eq), val = w[i].substr(eq + 1);
         int j = 0;
-        while (j < 3 && !(kOps[k].arg[j] != Arg::kNone && name == kOps[k].argname[j])) ++j;
+        while (j < 3 && !(kOps[k].arg[j].kind != ArgKind::kNone && name == kOps[k].arg[j].name)) ++j;
         if (j == 3) return fail("operation " + w[1] + " has no argument '" + name + "'");
-        if (!parse_arg(kOps[k].arg[j], val, v[j])) return fail("bad value '" + val + "' for " + name);
+        if (!arg_parse(kOps[k].arg[j].kind, val, &op.arg[j])) return fail("bad value '" + val + "' for " + name);
       }
       if (p.ops.size() >= kMaxOps) return fail("more than 255 operations");
       p.ops.push_back(op);
@@ -333,4 +369,37 @@ bool parse(const std::string& text, Program* out, std::string* error) {
   return true;
 }
 
-}  // namespace cgslab::fuzz
+}  // namespace cgslab::harness
+
+namespace cgslab::harness {
+
+std::string dictionary(Dialect d) {
+  // One record per (kind, task) with the smallest argument values that do something: libFuzzer
+  // splices these into inputs, so a mutation can insert a whole well-formed operation.
+  std::string out = "# libFuzzer dictionary for the " + std::string(dialect_name(d)) +
+                    " dialect, generated from harness/ops.def: one op record (task | kind << 2, a, b, c)"
+                    " per operation and task\n";
+  const int ntasks = d == Dialect::kApi ? 1 : 4;
+  for (size_t k = 0; k < dialect_kinds(d); ++k) {
+    const OpInfo& info = kOps[k];
+    uint8_t args[3];
+    for (int a = 0; a < 3; ++a) {
+      ArgKind ak = info.arg[a].kind;
+      // Typical values: handle 1 (the first non-root cgroup / second cache), a few objects,
+      // an accounted allocation, a 64-byte cache, a limit of 4 pages.
+      uint8_t v = ak == ArgKind::kGfp ? 1 : ak == ArgKind::kCacheSize ? 4 : ak == ArgKind::kCacheFlags ? 1
+                : ak == ArgKind::kPages ? 4 : ak == ArgKind::kCount ? 8 : ak == ArgKind::kKmallocSize ? 100
+                : ak == ArgKind::kNone || ak == ArgKind::kAlign || ak == ArgKind::kBool ? 0 : 1;
+      args[a] = arg_canonical(ak, v);
+    }
+    for (int t = 0; t < ntasks; ++t) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "op_%s_t%d=\"\\x%02x\\x%02x\\x%02x\\x%02x\"\n", info.name, t,
+                    unsigned((t & 3) | (k << 2)), args[0], args[1], args[2]);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace cgslab::harness
