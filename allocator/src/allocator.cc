@@ -1,6 +1,7 @@
 // allocator.cc: the public API (include/cgslab/cgslab.h) over layer 5. Owns the layer objects of
 // one Allocator, the kmalloc caches, handle checks, stats, dumps, validate() and the teardown.
 #include <algorithm>
+#include <optional>
 #include <cinttypes>
 #include <thread>
 
@@ -107,7 +108,35 @@ struct Allocator::Impl {
 
   void teardown();
   bool validate(std::string* out);
-  CacheStats stats_of(Cache* c);
+  // root_fields = false: a root's alias count and child count are left for the caller, who read
+  // them under slab_mutex (which must not be taken here inside an RCU read section: its holders
+  // wait for grace periods).
+  CacheStats stats_of(Cache* c, bool root_fields = true);
+  // What slabinfo and child_cache_stats report on, collected under slab_mutex. The reader then
+  // enters an RCU read section before it drops the mutex: a child unlinked meanwhile is freed
+  // only after a grace period (shutdown_cache -> call_rcu), so it stays readable until the
+  // section ends; a destroyed root stays in the quarantine.
+  struct Reported {
+    Cache* c;
+    unsigned objs_per_slab;
+    long root_refcount;
+    size_t root_children;
+  };
+  static Reported reported(Cache* c) {
+    return {c, c->objs_per_slab, c->is_root() ? c->refcount : 0, c->is_root() ? c->children.size() : 0};
+  }
+  // nullopt: a child shut down since it was collected (unlinked, waiting for its grace period).
+  std::optional<CacheStats> stats_reported(const Reported& r) {
+    if (!r.c->is_root() && r.c->state.load(std::memory_order_acquire) == CacheState::kFreed) return std::nullopt;
+    CacheStats st = stats_of(r.c, false);
+    // Shut down while being read: it gave up its cgroup before it was marked freed.
+    if (!st.is_root && (st.state == CacheState::kFreed || st.cgroup.empty())) return std::nullopt;
+    if (st.is_root) {
+      st.refcount = r.root_refcount;
+      st.children = r.root_children;
+    }
+    return st;
+  }
 
   platform::Platform plat;
   PageAlloc pages;
@@ -378,7 +407,7 @@ RemoteChargeScope::~RemoteChargeScope() {
 // ---------------------------------------------------------------------------------------------
 // stats
 
-CacheStats Allocator::Impl::stats_of(Cache* c) {
+CacheStats Allocator::Impl::stats_of(Cache* c, bool root_fields) {
   CacheStats st;
   auto k = slab.counts(c);
   st.name = c->name;
@@ -396,9 +425,11 @@ CacheStats Allocator::Impl::stats_of(Cache* c) {
   size_t idle = k.free_in_slabs + k.in_magazines;
   st.active_objects = k.objects > idle ? k.objects - idle : 0;
   if (c->is_root()) {
-    platform::MutexLock g(caches.slab_mutex);
-    st.refcount = c->refcount;
-    st.children = c->children.size();
+    if (root_fields) {
+      platform::MutexLock g(caches.slab_mutex);
+      st.refcount = c->refcount;
+      st.children = c->children.size();
+    }
   } else {
     st.refcount = c->refcnt.read();
     st.charged_pages = size_t(c->charged_pages.load());
@@ -416,14 +447,17 @@ CacheStats Allocator::cache_stats(Cache* c) {
 
 std::vector<CacheStats> Allocator::child_cache_stats(Cache* root) {
   if (!impl_->caches.check_handle(root, "child_cache_stats")) return {};
-  std::vector<Cache*> kids;
+  std::vector<Impl::Reported> kids;
   {
     platform::MutexLock g(impl_->caches.slab_mutex);
     for (ListNode* n = root->children.next; n != &root->children; n = n->next)
-      kids.push_back(cache_of(n, &Cache::children_node));
+      kids.push_back(Impl::reported(cache_of(n, &Cache::children_node)));
+    impl_->plat.rcu.read_lock();
   }
   std::vector<CacheStats> out;
-  for (Cache* c : kids) out.push_back(impl_->stats_of(c));
+  for (const Impl::Reported& r : kids)
+    if (auto st = impl_->stats_reported(r)) out.push_back(std::move(*st));
+  impl_->plat.rcu.read_unlock();
   return out;
 }
 
@@ -479,20 +513,27 @@ std::string Allocator::slabinfo() {
   std::string out = "slabinfo - version: 2.1 (cgslab)\n"
                     "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
                     " : slabdata <active_slabs> <num_slabs> : state refcount cgroup\n";
-  std::vector<Cache*> all;
-  impl_->caches.for_each_root([&](Cache* r) {
-    all.push_back(r);
-    for (ListNode* n = r->children.next; n != &r->children; n = n->next)
-      all.push_back(cache_of(n, &Cache::children_node));
-  });
-  for (Cache* c : all) {
-    CacheStats st = impl_->stats_of(c);
+  std::vector<Impl::Reported> all;
+  {
+    platform::MutexLock g(impl_->caches.slab_mutex);
+    impl_->caches.for_each_root_locked([&](Cache* r) REQUIRES(impl_->caches.slab_mutex) {
+      all.push_back(Impl::reported(r));
+      for (ListNode* n = r->children.next; n != &r->children; n = n->next)
+        all.push_back(Impl::reported(cache_of(n, &Cache::children_node)));
+    });
+    impl_->plat.rcu.read_lock();
+  }
+  for (const Impl::Reported& rep : all) {
+    std::optional<CacheStats> got = impl_->stats_reported(rep);
+    if (!got) continue;
+    const CacheStats& st = *got;
     out += platform::strprintf("%-24s %8zu %8zu %6zu %4u %4u : slabdata %6zu %6zu : %s %ld %s\n",
                                st.name.c_str(), st.active_objects, st.total_objects, st.slot_size,
-                               unsigned(c->objs_per_slab), st.slab_pages, st.slabs, st.slabs,
+                               rep.objs_per_slab, st.slab_pages, st.slabs, st.slabs,
                                cache_state_name(st.state), st.refcount,
                                st.is_root ? "-" : st.cgroup.c_str());
   }
+  impl_->plat.rcu.read_unlock();
   return out;
 }
 

@@ -182,6 +182,10 @@ class Allocator {
   bool validate(std::string* report = nullptr);
 
   // --- stats ---
+  // Callable from any thread while others allocate, free, create and destroy; every one takes
+  // slab_mutex, so it may sleep and must not be called inside rcu_read_lock(). Counts are exact
+  // at quiescence and estimates otherwise (never negative); a child cache shut down while
+  // slabinfo() or child_cache_stats() runs is left out.
   CgroupStats cgroup_stats(Cgroup*);
   CacheStats cache_stats(Cache*);  // root cache
   std::vector<CacheStats> child_cache_stats(Cache* root);  // its children, any state
