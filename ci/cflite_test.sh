@@ -54,6 +54,10 @@ case $sanitizer in
   coverage) sflags="-fprofile-instr-generate -fcoverage-mapping -pthread -Wl,--no-as-needed -Wl,-ldl -Wl,-lm -Wno-unused-command-line-argument" ;;
 esac
 [ $sanitizer = coverage ] || sflags="$sflags -fsanitize=fuzzer-no-link"
+# ClusterFuzz runs UBSan builds with silence_unsigned_overflow=1: the reports it halts on are the
+# -fno-sanitize-recover checks (wrapping unsigned hashes are intended).
+ubsan_extra=""
+[ $sanitizer = undefined ] && ubsan_extra="silence_unsigned_overflow=1"
 
 # SRC holds the source as OSS-Fuzz clones it ($SRC/cgslab); build.sh runs in it (the WORKDIR).
 src=$dir/src out=$dir/out/$sanitizer work=$dir/work/$sanitizer
@@ -76,13 +80,22 @@ rc=$?
 
 echo "=== build.sh, SANITIZER=$sanitizer ==="
 start=$(date +%s)
-(cd "$src/cgslab" && env "${builder_env[@]}" cgslab_bounded 1500 "build.sh" bash "$src/build.sh") >"$dir/build-$sanitizer.log" 2>&1
+(cd "$src/cgslab" && cgslab_bounded 1500 "build.sh" env "${builder_env[@]}" bash "$src/build.sh") >"$dir/build-$sanitizer.log" 2>&1
 rc=$?
 tail -5 "$dir/build-$sanitizer.log"
 check "build.sh exits 0 ($(( $(date +%s) - start )) s; log $dir/build-$sanitizer.log)" $rc
 [ $rc -eq 0 ] || { echo "ci/cflite_test.sh: build.sh failed:"; tail -40 "$dir/build-$sanitizer.log"; exit 1; }
 grep -q "fuzz_threads skipped" "$dir/build-$sanitizer.log"; check "build.sh says fuzz_threads is skipped" $?
 grep -q '^CGSLAB_SANITIZE:STRING=$' "$work/fuzz/CMakeCache.txt"; check "CGSLAB_SANITIZE is empty in the fuzzer build" $?
+# Every compile line has the engine's flags and none of the project's own sanitizer flags.
+python3 - "$work/fuzz/compile_commands.json" "$base $sflags" <<'PY'
+import json, sys
+cmds = json.load(open(sys.argv[1]))
+bad = [c["file"] for c in cmds if sys.argv[2] not in c["command"] or "-fno-sanitize-recover=undefined" in c["command"]]
+print(f"{len(cmds)} compile commands, {len(bad)} without the engine's flags or with the project's own: {bad[:3]}")
+sys.exit(1 if bad or not cmds else 0)
+PY
+check "compiled with \$CXXFLAGS only (compile_commands.json)" $?
 [ ! -e "$out/fuzz_threads" ]; check "no fuzz_threads in \$OUT" $?
 
 for f in fuzz_lifecycle fuzz_api; do
@@ -91,27 +104,35 @@ for f in fuzz_lifecycle fuzz_api; do
   [ -x "$out/$f" ] || continue
   for x in _seed_corpus.zip .dict .options; do [ -s "$out/$f$x" ]; check "$f$x written" $?; done
   grep -q '^max_len = 600$' "$out/$f.options" && grep -q "^dict = $f.dict\$" "$out/$f.options"; check "$f.options: max_len and dict" $?
+  syms=$(nm "$out/$f")
   case $sanitizer in
-    address) nm "$out/$f" | grep -q __asan_report_load; check "$f carries ASan instrumentation" $?
-             ! nm "$out/$f" | grep -q __ubsan_handle; check "$f has no UBSan from the project's own preset" $? ;;
-    undefined) nm "$out/$f" | grep -q __ubsan_handle; check "$f carries UBSan instrumentation" $?
-               ! nm "$out/$f" | grep -q __asan_report_load; check "$f has no ASan" $? ;;
-    coverage) nm "$out/$f" | grep -q __llvm_profile_runtime; check "$f carries profile instrumentation" $? ;;
+    address) grep -q __asan_report_load <<<"$syms"; check "$f carries ASan instrumentation" $? ;;
+    undefined) grep -q __ubsan_handle <<<"$syms"; check "$f carries UBSan instrumentation" $?
+               ! grep -q __asan_report_load <<<"$syms"; check "$f has no ASan" $? ;;
+    coverage) grep -q __llvm_profile_runtime <<<"$syms"; check "$f carries profile instrumentation" $? ;;
   esac
   corpus=$dir/corpus/$sanitizer/$f
   rm -rf "$corpus" && mkdir -p "$corpus"
   unzip -q "$out/${f}_seed_corpus.zip" -d "$corpus"
   n=$(find "$corpus" -type f | wc -l)
   [ "$n" -gt 0 ]; check "$f seed corpus has $n inputs" $?
-  # As ClusterFuzz runs it: from $OUT, with the .options' flags; the seeds once each, then fuzzing.
+  # As ClusterFuzz runs it: from $OUT, with the .options' flags; every seed once, then mutations
+  # with a fixed seed and a run count, so the executions are the same every time (a crash here
+  # is a reproducible finding, its file under $dir/crashes/), capped at --time seconds.
+  # A coverage build has no fuzzing coverage (OSS-Fuzz only replays corpora with it): seeds only.
+  nruns=$((time_s * 400))
+  [ $sanitizer = coverage ] && nruns=0
   log=$dir/run-$sanitizer-$f.log
-  (cd "$out" && CGSLAB_WAIT_BOUND_SEC=20 cgslab_bounded $((time_s + 120)) "$f on its seed corpus" \
-     "./$f" -max_len=600 -dict="$f.dict" -max_total_time="$time_s" -timeout=30 -print_final_stats=1 \
-     "$corpus") >"$log" 2>&1
+  art=$dir/crashes/$sanitizer/$f
+  mkdir -p "$art"
+  (cd "$out" && CGSLAB_WAIT_BOUND_SEC=20 UBSAN_OPTIONS="$ubsan_extra${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+     cgslab_bounded $((time_s + 120)) "$f on its seed corpus" \
+     "./$f" -max_len=600 -dict="$f.dict" -seed=1 -runs=$nruns -max_total_time="$time_s" \
+     -timeout=30 -print_final_stats=1 -artifact_prefix="$art/" "$corpus") >"$log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  check "$f runs ${time_s}s on its seeds, exit $rc, ${runs:-?} executions (log $log)" $rc
-  [ $rc -eq 0 ] || tail -30 "$log"
+  check "$f runs on its seeds, then mutates (-seed=1), exit $rc, ${runs:-?} executions (log $log)" $rc
+  [ $rc -eq 0 ] || { grep -m1 -A8 -E "FAILURE|ERROR:|runtime error" "$log"; ls "$art"; }
   grep -q "INITED" "$log"; check "$f read its seed corpus (INITED)" $?
 done
 
