@@ -56,6 +56,10 @@ command -v zip >/dev/null || die "zip not found"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 mkdir -p "$OUT" "$WORK"
+# A $WORK kept from a build of another source directory: start those build trees afresh.
+for b in "$WORK/prog" "$WORK/fuzz"; do
+  if [ -f "$b/CMakeCache.txt" ] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$b/CMakeCache.txt"; then rm -rf "$b"; fi
+done
 
 echo "build.sh: cgslab from $src: SANITIZER=$SANITIZER FUZZING_ENGINE=$FUZZING_ENGINE ARCHITECTURE=$ARCHITECTURE"
 echo "build.sh: fuzz_threads skipped: it needs ThreadSanitizer, which OSS-Fuzz/ClusterFuzzLite builds do not offer (ci/fuzz.sh fuzzes it)"

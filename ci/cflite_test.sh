@@ -59,11 +59,11 @@ esac
 ubsan_extra=""
 [ $sanitizer = undefined ] && ubsan_extra="silence_unsigned_overflow=1"
 
-# SRC holds the source as OSS-Fuzz clones it ($SRC/cgslab); build.sh runs in it (the WORKDIR).
+# build.sh runs in the source tree, as in ClusterFuzzLite's image (WORKDIR $SRC/cgslab); $SRC holds
+# the copy of build.sh that the Dockerfile puts there.
 src=$dir/src out=$dir/out/$sanitizer work=$dir/work/$sanitizer
 rm -rf "$src" "$out"
 mkdir -p "$src" "$out" "$work"
-ln -s "$root" "$src/cgslab"
 cp .clusterfuzzlite/build.sh "$src/build.sh"
 builder_env=(SRC="$src" OUT="$out" WORK="$work" CC=clang CXX=clang++ CFLAGS="$base $sflags"
              CXXFLAGS="$base $sflags" LIB_FUZZING_ENGINE=-fsanitize=fuzzer SANITIZER=$sanitizer
@@ -71,16 +71,16 @@ builder_env=(SRC="$src" OUT="$out" WORK="$work" CC=clang CXX=clang++ CFLAGS="$ba
              CGSLAB_JOBS="${CGSLAB_JOBS:-1}")
 
 echo "=== refused configurations ==="
-msg=$(cd "$src/cgslab" && env "${builder_env[@]}" SANITIZER=memory bash "$src/build.sh" 2>&1)
+msg=$(cd "$root" && env "${builder_env[@]}" SANITIZER=memory bash "$src/build.sh" 2>&1)
 rc=$?
 [ $rc -ne 0 ] && grep -q "SANITIZER=memory is not supported" <<<"$msg"; check "SANITIZER=memory refused with a message" $?
-msg=$(cd "$src/cgslab" && env "${builder_env[@]}" OUT= bash "$src/build.sh" 2>&1)
+msg=$(cd "$root" && env "${builder_env[@]}" OUT= bash "$src/build.sh" 2>&1)
 rc=$?
 [ $rc -ne 0 ] && grep -q 'OUT is not set' <<<"$msg"; check "an unset \$OUT refused with a message" $?
 
 echo "=== build.sh, SANITIZER=$sanitizer ==="
 start=$(date +%s)
-(cd "$src/cgslab" && cgslab_bounded 1500 "build.sh" env "${builder_env[@]}" bash "$src/build.sh") >"$dir/build-$sanitizer.log" 2>&1
+(cd "$root" && cgslab_bounded 1500 "build.sh" env "${builder_env[@]}" bash "$src/build.sh") >"$dir/build-$sanitizer.log" 2>&1
 rc=$?
 tail -5 "$dir/build-$sanitizer.log"
 check "build.sh exits 0 ($(( $(date +%s) - start )) s; log $dir/build-$sanitizer.log)" $rc
