@@ -71,8 +71,8 @@ if [ $asan = 1 ]; then export AFL_USE_ASAN=1; else unset AFL_USE_ASAN; fi
 export AFL_QUIET=1
 # As in the libFuzzer builds (allocator/CMakeLists.txt), the sim scheduler and the fiber code are
 # not instrumented: interleavings are the harness's own coverage, and both keep memo state across
-# executions (the where_hash cache of __func__ pointers, the pool of fiber stacks) that changes
-# which of their edges run without changing the run. Instrumented, they cost stability.
+# executions (the where_hash cache keyed by __func__ pointers, the pool of fiber stacks) that
+# changes which of their edges run without changing the run.
 mkdir -p "$build"
 printf 'src: *platform/sim_scheduler.cc\nsrc: *platform/fiber.cc\n' >"$build/afl-denylist.txt"
 export AFL_LLVM_DENYLIST=$PWD/$build/afl-denylist.txt
