@@ -10,6 +10,11 @@ command -v ccache >/dev/null || need+=(ccache)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 [ -f /usr/include/benchmark/benchmark.h ] || need+=(libbenchmark-dev)
 ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+# The engines tests (ci/cflite_test.sh zips and unzips seed corpora; ci/lint_workflows.py).
+command -v zip >/dev/null || need+=(zip)
+command -v unzip >/dev/null || need+=(unzip)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then
