@@ -64,7 +64,8 @@ done
 echo "build.sh: cgslab from $src: SANITIZER=$SANITIZER FUZZING_ENGINE=$FUZZING_ENGINE ARCHITECTURE=$ARCHITECTURE"
 echo "build.sh: fuzz_threads skipped: it needs ThreadSanitizer, which OSS-Fuzz/ClusterFuzzLite builds do not offer (ci/fuzz.sh fuzzes it)"
 
-# 1. cgslab-prog, native and without fuzzing flags: it only turns the text seeds into bytes. The
+# 1. cgslab-prog, native and without fuzzing flags: it only turns the text seeds into bytes (and
+#    the dictionaries are generated from the operation table by the same build). The
 #    engine's compiler wrapper (afl-clang-fast, hfuzz-clang) is not needed for that.
 native_cc=$(command -v clang || echo "$CC")
 native_cxx=$(command -v clang++ || echo "$CXX")
@@ -74,7 +75,7 @@ env -u CFLAGS -u CXXFLAGS -u LDFLAGS \
     -DCMAKE_C_FLAGS= -DCMAKE_CXX_FLAGS= -DCGSLAB_SANITIZE= \
     -DCGSLAB_BUILD_TESTS=OFF -DCGSLAB_BUILD_FUZZ=OFF -DCGSLAB_BUILD_BENCH=OFF >"$WORK/prog.configure.log" ||
   { cat "$WORK/prog.configure.log" >&2; die "configuring the native cgslab-prog build failed"; }
-env -u CFLAGS -u CXXFLAGS -u LDFLAGS cmake --build "$WORK/prog" --target cgslab-prog -j "$jobs"
+env -u CFLAGS -u CXXFLAGS -u LDFLAGS cmake --build "$WORK/prog" --target cgslab-prog fuzz_dicts -j "$jobs"
 prog=$WORK/prog/fuzz/cgslab-prog
 
 # 2. The fuzzers: flags from the engine only. CMake reads CFLAGS/CXXFLAGS from the environment on
@@ -93,7 +94,7 @@ seeds=$WORK/seeds
 rm -rf "$seeds"
 for f in "${fuzzers[@]}"; do
   cp "$WORK/fuzz/fuzz/$f" "$OUT/$f"
-  cp "$src/fuzz/$f.dict" "$OUT/$f.dict"
+  cp "$WORK/prog/fuzz/$f.dict" "$OUT/$f.dict"
   cat >"$OUT/$f.options" <<OPTIONS
 [libfuzzer]
 max_len = 600

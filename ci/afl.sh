@@ -87,7 +87,7 @@ command -v ninja >/dev/null && generator=(-G Ninja)
     -DCGSLAB_BUILD_FUZZ=ON -DCGSLAB_BUILD_TESTS=OFF -DCGSLAB_BUILD_BENCH=OFF \
     -DCGSLAB_LIB_FUZZING_ENGINE=-fsanitize=fuzzer >"$build.configure.log" 2>&1 ||
     { cat "$build.configure.log" >&2; false; }; } &&
-  cgslab_bounded 3600 "the AFL++ build" cmake --build "$build" --target "$target" corpus_seeds -j "${CGSLAB_JOBS:-$(nproc)}" ||
+  cgslab_bounded 3600 "the AFL++ build" cmake --build "$build" --target "$target" corpus_seeds fuzz_dicts -j "${CGSLAB_JOBS:-$(nproc)}" ||
   { echo "ci/afl.sh: build failed" >&2; exit 1; }
 
 # Seeds: the target's corpus and the regressions written in its dialect.
@@ -115,7 +115,7 @@ export UBSAN_OPTIONS="$UBSAN_OPTIONS:abort_on_error=1:symbolize=0"
 export CGSLAB_WAIT_BOUND_SEC=20
 echo "=== afl-fuzz $target for ${time_s}s from $nseeds seeds ==="
 cgslab_bounded $((time_s + 300)) "afl-fuzz $target" afl-fuzz -i "$seeds" -o "$out" -V "$time_s" -G 600 \
-  -t 30000+ -m none -x "fuzz/$target.dict" -- "$build/fuzz/$target" >"$out.log" 2>&1
+  -t 30000+ -m none -x "$build/fuzz/$target.dict" -- "$build/fuzz/$target" >"$out.log" 2>&1
 rc=$?
 stats=$out/default/fuzzer_stats
 if [ ! -f "$stats" ]; then
