@@ -433,7 +433,10 @@ CacheStats Allocator::Impl::stats_of(Cache* c, bool root_fields) {
   } else {
     st.refcount = c->refcnt.read();
     st.charged_pages = size_t(c->charged_pages.load());
+    // Offline deactivates and reparents under charge_lock: read state and cgroup together, or a
+    // child read between the two looks active in its new parent (two active children for it).
     platform::ReadLock g(memcg.charge_lock);
+    st.state = c->state.load();
     Cgroup* cg = c->memcg.load();
     st.cgroup = cg ? cg->path : "";
   }
