@@ -58,6 +58,9 @@ struct Model {
   std::vector<CacheObj> caches;
   std::vector<CacheHandle> handles;
   std::vector<CgEntry> cgs;  // [0] is the root
+  // The number in the next cgroup's name ("cg<n>"): taken under mu when the create starts, so two
+  // tasks creating at once get two names (the path is what the oracles tell cgroups apart by).
+  unsigned next_cg_name = 1;
   std::vector<ObjRec> objs;
   uint32_t serial = 0;
 

@@ -16,7 +16,7 @@ Outcome op_cgroup_create(Task& t, const Op& op) {
     if (p < 0 || w.m.cgs[size_t(p)].depth >= kMaxCgroupDepth || w.m.cgs.size() >= kMaxCgroups)
       return t.skip("no parent");
     ++w.m.cgs[size_t(p)].busy;
-    name = "cg" + std::to_string(w.m.cgs.size());
+    name = "cg" + std::to_string(w.m.next_cg_name++);
     parent = w.m.cgs[size_t(p)].cg;
   }
   Cgroup* cg = w.a->cgroup_create(parent, name);

@@ -283,7 +283,7 @@ bool check_cache_stats(const CacheStats& s, std::string* why) {
 
 bool check_child_cache_stats(const CacheStats& root, const std::vector<CacheStats>& children, bool quiescent,
                              std::string* why) {
-  std::set<std::string> active_in;  // an active child is the one in the root's array slot of its cgroup
+  std::map<std::string, std::string> active_in;  // cgroup -> its active child (the one in the root's array slot)
   for (const CacheStats& c : children) {
     if (c.is_root || c.state == CacheState::kRoot || c.state == CacheState::kFreed)
       return *why = fmt("child_cache_stats %s: child %s in state %s", root.name.c_str(), c.name.c_str(),
@@ -295,9 +295,9 @@ bool check_child_cache_stats(const CacheStats& root, const std::vector<CacheStat
       return *why = fmt("child %s: object/slot size %zu/%zu, its root %zu/%zu", c.name.c_str(), c.object_size,
                         c.slot_size, root.object_size, root.slot_size),
              false;
-    if (c.state == CacheState::kActive && !active_in.insert(c.cgroup).second)
-      return *why = fmt("child_cache_stats %s: two active children for cgroup %s", root.name.c_str(),
-                        c.cgroup.c_str()),
+    if (c.state == CacheState::kActive && !active_in.emplace(c.cgroup, c.name).second)
+      return *why = fmt("child_cache_stats %s: two active children for cgroup %s: %s and %s", root.name.c_str(),
+                        c.cgroup.c_str(), active_in[c.cgroup].c_str(), c.name.c_str()),
              false;
     if (!check_one_cache(c, "child_cache_stats", why)) return false;
   }
