@@ -36,4 +36,12 @@ struct RunStats {
 RunStats exec_sim(const Program& p, const RunOptions& opts);
 RunStats exec_threads(const Program& p, const RunOptions& opts);
 
+// Runs 32 fixed programs of the dialect in sim mode. A fuzz target calls it from
+// LLVMFuzzerInitialize so that the process-wide first-use work (lazy statics, the membarrier
+// registration, the fiber stack pool, the scheduler's cache of schedule point names) is done
+// before the first input: otherwise it shows up as coverage of whichever input reaches it first,
+// and one input covers different edges on its first and later runs (AFL++ counts that against
+// stability).
+void warm_up_sim(Dialect d);
+
 }  // namespace cgslab::harness

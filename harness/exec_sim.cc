@@ -57,4 +57,16 @@ RunStats exec_sim(const Program& p, const RunOptions& opts) {
   return s;
 }
 
+void warm_up_sim(Dialect d) {
+  uint8_t bytes[600];
+  uint32_t x = 0x9e3779b9u;
+  for (int i = 0; i < 32; ++i) {
+    for (uint8_t& b : bytes) {
+      x = x * 1664525u + 1013904223u;
+      b = uint8_t(x >> 24);
+    }
+    exec_sim(decode(bytes, sizeof bytes, d), RunOptions{});
+  }
+}
+
 }  // namespace cgslab::harness

@@ -18,6 +18,18 @@ void read(Task& t, F fn) {
   if (t.quiescent) t.w->backend.atomically([&] { fn(true); });
   else fn(false);
 }
+// A cgroup to read, pinned (busy) so that no other task takes it offline meanwhile.
+Cgroup* pin_cgroup(World& w, const Op& op, int* c) {
+  std::lock_guard<std::mutex> g(w.m.mu);
+  *c = w.m.pick_cg(arg(op, 0), true);
+  if (*c < 0) return nullptr;
+  ++w.m.cgs[size_t(*c)].busy;
+  return w.m.cgs[size_t(*c)].cg;
+}
+void unpin_cgroup(World& w, int c) {
+  std::lock_guard<std::mutex> g(w.m.mu);
+  --w.m.cgs[size_t(c)].busy;
+}
 }  // namespace
 
 Outcome op_stats(Task& t, const Op&) {
@@ -30,15 +42,9 @@ Outcome op_stats(Task& t, const Op&) {
 
 Outcome op_cgroup_stats(Task& t, const Op& op) {
   World& w = *t.w;
-  Cgroup* cg;
   int c;
-  {
-    std::lock_guard<std::mutex> g(w.m.mu);
-    c = w.m.pick_cg(arg(op, 0), true);
-    if (c < 0) return t.skip("no cgroup");
-    ++w.m.cgs[size_t(c)].busy;
-    cg = w.m.cgs[size_t(c)].cg;
-  }
+  Cgroup* cg = pin_cgroup(w, op, &c);
+  if (!cg) return t.skip("no cgroup");
   read(t, [&](bool q) {
     std::string why;
     CgroupStats s = w.a->cgroup_stats(cg);
@@ -46,30 +52,22 @@ Outcome op_cgroup_stats(Task& t, const Op& op) {
     if (ok && !s.online) ok = false, why = "cgroup_stats: cgroup " + s.path + " is online in the model, stats say offline";
     check(t, ok, why);
   });
-  std::lock_guard<std::mutex> g(w.m.mu);
-  --w.m.cgs[size_t(c)].busy;
+  unpin_cgroup(w, c);
   return Outcome::kDone;
 }
 
 Outcome op_memory_stat(Task& t, const Op& op) {
   World& w = *t.w;
-  Cgroup* cg;
   int c;
-  {
-    std::lock_guard<std::mutex> g(w.m.mu);
-    c = w.m.pick_cg(arg(op, 0), true);
-    if (c < 0) return t.skip("no cgroup");
-    ++w.m.cgs[size_t(c)].busy;
-    cg = w.m.cgs[size_t(c)].cg;
-  }
+  Cgroup* cg = pin_cgroup(w, op, &c);
+  if (!cg) return t.skip("no cgroup");
   read(t, [&](bool q) {
     std::string why, text = w.a->memory_stat(cg);
     CgroupStats s;
     if (q) s = w.a->cgroup_stats(cg);
     check(t, check_memory_stat(text, q ? &s : nullptr, &why), why);
   });
-  std::lock_guard<std::mutex> g(w.m.mu);
-  --w.m.cgs[size_t(c)].busy;
+  unpin_cgroup(w, c);
   return Outcome::kDone;
 }
 
