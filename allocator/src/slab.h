@@ -84,7 +84,8 @@ struct Cache {
   size_t nr_slabs GUARDED_BY(list_lock) = 0;
   size_t nr_empty GUARDED_BY(list_lock) = 0;
   size_t nr_free GUARDED_BY(list_lock) = 0;  // free objects on slab freelists
-  unsigned min_partial = 8;  // empty slabs a live cache keeps (kernel SLUB: 5..10)
+  static constexpr unsigned kMinPartial = 8;
+  unsigned min_partial = kMinPartial;  // empty slabs a live cache keeps (kernel SLUB: 5..10)
   std::atomic<size_t> nr_rcu_slabs{0};  // TYPESAFE_BY_RCU slabs waiting for a grace period
 
   // --- root caches (slab_mutex of layer 5) ---
