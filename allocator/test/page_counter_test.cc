@@ -215,10 +215,15 @@ TEST(PageCounter, ConcurrentChargesRespectEveryLimit) {
   constexpr int kThreads = 4, kIters = 20000;
   std::atomic<long> refusals{0}, successes{0};
   std::atomic<bool> over{false};
+  std::atomic<int> started{0}, finished{0};
   std::vector<std::thread> ts;
   for (int k = 0; k < kThreads; ++k)
     ts.emplace_back([&, k] {
       PageCounter& leaf = *leaves[k];
+      // Start together, and keep the final charges until every thread is done, so the leaves
+      // really compete for the parent.
+      started.fetch_add(1);
+      while (started.load() < kThreads) std::this_thread::yield();
       std::vector<long> held;
       uint32_t x = 0x9e3779b9u * uint32_t(k + 1);
       for (int i = 0; i < kIters; ++i) {
@@ -238,6 +243,8 @@ TEST(PageCounter, ConcurrentChargesRespectEveryLimit) {
           held.pop_back();
         }
       }
+      finished.fetch_add(1);
+      while (finished.load() < kThreads) std::this_thread::yield();
       for (long n : held) EXPECT_TRUE(leaf.uncharge(n));
     });
   for (auto& t : ts) t.join();
