@@ -146,7 +146,7 @@ std::string top_frames(const std::vector<std::string>& ls, size_t from) {
     std::string fn = frame_function(sp == std::string::npos ? rest : rest.substr(0, sp));
     if (fn.empty() || fn.rfind("std::", 0) == 0 || fn.rfind("__", 0) == 0) continue;
     auto add = [&](std::vector<std::string>& v) {
-      if ((v.empty() || v.back() != fn) && v.size() < 3) v.push_back(fn);
+      if (v.size() < 3 && std::find(v.begin(), v.end(), fn) == v.end()) v.push_back(fn);
     };
     if (where.find("/allocator/") != std::string::npos) add(mine);
     add(any);
@@ -420,6 +420,28 @@ void pass_steps(Search& s) {
   }
 }
 
+// An operation is also schedule points of its task: removing it shifts every later step of that
+// task. When an op cannot go alone, try it together with one point fewer in one step of its task.
+void pass_ops_with_steps(Search& s) {
+  if (s.cur.pct) return;
+  const int labels = s.cur.ntasks + 2;
+  for (size_t i = s.cur.ops.size(); i-- > 0 && !s.expired();) {
+    if (i >= s.cur.ops.size()) continue;
+    bool done = false;
+    for (size_t j = 0; j < s.cur.steps.size() && !done && !s.expired(); ++j) {
+      if (s.cur.steps[j].task % labels != s.cur.ops[i].task) continue;
+      for (unsigned d = 1; d <= 3 && !done && !s.expired(); ++d) {
+        Program cand = s.cur;
+        cand.ops.erase(cand.ops.begin() + long(i));
+        unsigned c = std::max<unsigned>(1, cand.steps[j].count);
+        if (c <= d) cand.steps.erase(cand.steps.begin() + long(j));
+        else cand.steps[j].count = uint8_t(c - d);
+        done = s.attempt(cand);
+      }
+    }
+  }
+}
+
 void pass_args(Search& s) {
   for (size_t i = 0; i < s.cur.ops.size() && !s.expired(); ++i) {
     for (int a = 0; a < 3 && !s.expired(); ++a) {
@@ -439,6 +461,17 @@ void pass_args(Search& s) {
       std::vector<uint8_t> dom = arg_domain(k);
       auto pos = size_t(std::find(dom.begin(), dom.end(), s.cur.ops[i].arg[a]) - dom.begin());
       if (pos >= dom.size()) continue;
+      if (k == ArgKind::kCg || k == ArgKind::kCache || k == ArgKind::kObj) {
+        // A handle is taken modulo the live ones: 15 may be 1, and 8 may be 0. Small ones first.
+        for (size_t v = 0; v < pos && v < 8 && !s.expired(); ++v) {
+          Program cand = s.cur;
+          cand.ops[i].arg[a] = dom[v];
+          if (s.attempt(cand)) {
+            pos = v;
+            break;
+          }
+        }
+      }
       // The smallest value that still fails, searched like the step counts.
       for (size_t lo = 0; lo < pos && !s.expired();) {
         Program cand = s.cur;
@@ -631,6 +664,7 @@ int minimize_main(int argc, char** argv) {
     pass_chunks(s, [](Program& p) -> std::vector<Op>& { return p.ops; });
     if (!s.cur.pct) pass_chunks(s, [](Program& p) -> std::vector<SchedStep>& { return p.steps; });
     pass_steps(s);
+    pass_ops_with_steps(s);
     pass_args(s);
     pass_pct(s);
     std::printf("  round %d: %s (%llu runs so far)\n", round, sizes_text(s.cur).c_str(),
