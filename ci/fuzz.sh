@@ -128,7 +128,7 @@ for t in "${targets[@]}"; do
   eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   # Fork mode prints no final stats: its last status line has the totals.
   [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
-  [ -z "$eps" ] && eps=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$')
+  [ -z "$eps" ] && eps=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   crashes=$(find "build/fuzz-artifacts/$t" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null)
