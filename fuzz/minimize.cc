@@ -572,6 +572,9 @@ int minimize_main(int argc, char** argv) {
       else return usage(("unknown dialect '" + d + "'").c_str());
     } else if (a == "--text") {
       text = true;
+    } else if (a == "-h" || a == "--help") {
+      usage(nullptr);
+      return 0;
     } else if (a == "--signature-only") {
       signature_only = true;
     } else if (a.rfind("--", 0) == 0) {
@@ -707,7 +710,6 @@ int minimize_main(int argc, char** argv) {
               prefix.c_str(), prefix.c_str());
   std::printf("reproduce:  %s%s replay --trace %s.txt\n", defect && *defect ? ("CGSLAB_DEFECT=" + std::string(defect) + " ").c_str() : "",
               self.c_str(), prefix.c_str());
-  (void)b;
   int status = after.sig == before.sig && after.hits > 0 ? 0 : 1;
 
   if (!promote.empty()) {
