@@ -2,14 +2,20 @@
 # ci/fuzz.sh: the main job. Builds the fuzz presets if needed, runs every libFuzzer target for a
 # time budget starting from the seed corpora, merges new inputs into the persistent corpus, and
 # prints a table: target, runs, exec/s, coverage, new corpus files, crashes. Every crash is kept
-# with its decoded program text next to it. Exit status: 0 iff no target crashed.
+# with its decoded program text next to it. Then triage: every crash file's signature (the oracle,
+# or the sanitizer report kind and top allocator frames: `cgslab-prog minimize --signature-only`,
+# sim mode) deduplicates them; each unique crash is minimized (`cgslab-prog minimize`, bounded by
+# --minimize-time) and listed once with its reproduction rate, minimized size and the command that
+# replays it. Exit status: 0 iff no target crashed.
 #
 #   ci/fuzz.sh                         # every target, 60 s each
 #   ci/fuzz.sh --time 300 --target fuzz_lifecycle
-#   ci/fuzz.sh --jobs 2                # run two targets at a time
+#   ci/fuzz.sh --jobs 2                # several targets: run two targets at a time
+#   ci/fuzz.sh --jobs 4 --target fuzz_lifecycle   # one target: libFuzzer -fork=4 (4 processes)
 #
 # Corpus: $CGSLAB_FUZZ_CORPUS/<target> (default build/fuzz-corpus/<target>; cache it between CI
-# runs). Crashes: build/fuzz-artifacts/<target>/. Reproduce one with
+# runs). Crashes: build/fuzz-artifacts/<target>/, minimized ones in build/fuzz-artifacts/<target>/min/.
+# Reproduce one with
 #   build/fuzz/fuzz/fuzz_lifecycle <crash-file>        (or cgslab-prog replay --trace <crash-file>)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +23,16 @@ cd "$(dirname "$0")/.."
 all_targets=(fuzz_lifecycle fuzz_api fuzz_threads)
 time_s=60
 jobs=1
+minimize_s=120
 targets=()
 usage() {
   cat >&2 <<USAGE
-usage: ci/fuzz.sh [--time SECONDS] [--target NAME]... [--jobs N]
+usage: ci/fuzz.sh [--time SECONDS] [--target NAME]... [--jobs N] [--minimize-time SECONDS]
   --time SECONDS   fuzzing budget per target (default 60)
   --target NAME    one of: ${all_targets[*]} (repeatable; default: all)
-  --jobs N         targets fuzzed at the same time (default 1)
+  --jobs N         with one --target: libFuzzer -fork=N (N fuzzing processes on that target);
+                   with several targets: N targets fuzzed at the same time (default 1)
+  --minimize-time SECONDS  budget of cgslab-prog minimize per unique crash (default 120)
 USAGE
   exit 2
 }
@@ -32,6 +41,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --time needs a positive number of seconds" >&2; usage; }; time_s=$2; shift 2 ;;
     --jobs) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --jobs needs a positive number" >&2; usage; }; jobs=$2; shift 2 ;;
+    --minimize-time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --minimize-time needs a positive number of seconds" >&2; usage; }; minimize_s=$2; shift 2 ;;
     --target)
       [ $# -ge 2 ] || usage
       ok=0; for t in "${all_targets[@]}"; do [ "$t" = "$2" ] && ok=1; done
@@ -42,6 +52,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
+# One target and --jobs N: libFuzzer's fork mode runs N fuzzing processes on it (a crash in any of
+# them ends the run, as without forks). Several targets: --jobs N targets at a time, one process each.
+fork=0
+if [ ${#targets[@]} -eq 1 ] && [ "$jobs" -gt 1 ]; then fork=$jobs; jobs=1; fi
 
 source ci/env.sh
 cgslab_bounded 1800 "ci/install-deps.sh" ci/install-deps.sh >/dev/null
@@ -64,7 +78,7 @@ corpus_root="${CGSLAB_FUZZ_CORPUS:-build/fuzz-corpus}"
 prog=build/fuzz/fuzz/cgslab-prog
 
 fuzz_one() {
-  local t=$1 bin dialect seeds work corpus art before after
+  local t=$1 bin dialect seeds work corpus art before after fork_args=()
   case $t in
     fuzz_threads) bin=build/fuzz-tsan/fuzz/fuzz_threads; dialect=lifecycle; seeds="build/fuzz/corpus/fuzz_lifecycle build/fuzz/corpus/regressions" ;;
     fuzz_api) bin=build/fuzz/fuzz/fuzz_api; dialect=api; seeds="build/fuzz/corpus/fuzz_api" ;;
@@ -76,10 +90,11 @@ fuzz_one() {
   local existing_seeds=()
   for s in $seeds; do [ -d "$s" ] && existing_seeds+=("$s"); done
   touch "$work/start"
+  [ "$fork" -gt 1 ] && fork_args=(-fork="$fork")
   # The bound is a backstop; libFuzzer stops itself after -max_total_time.
   cgslab_bounded $((time_s + 300)) "$t to stop fuzzing" "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
     -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="$(dirname "$bin")/$t.dict" \
-    -print_final_stats=1 -artifact_prefix="$art/" >"$work/log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$art/" "${fork_args[@]}" >"$work/log" 2>&1
   echo $? >"$work/rc"
   # The merge replays every input once more: bounded like the run (a crash here is in merge.log).
   cgslab_bounded $((time_s + 300)) "$t -merge=1" "$bin" -merge=1 -timeout=30 -rss_limit_mb=4096 \
@@ -88,7 +103,7 @@ fuzz_one() {
   after=$(find "$corpus" -type f | wc -l)
   echo $((after - before)) >"$work/new_files"
   # Decode every crash found in this run next to it.
-  find "$art" -type f -newer "$work/start" ! -name '*.txt' | while read -r c; do
+  find "$art" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' | while read -r c; do
     cgslab_bounded 60 "cgslab-prog decode $c" "$prog" decode --dialect "$dialect" "$c" >"$c.txt" 2>&1
   done
 }
@@ -96,7 +111,7 @@ fuzz_one() {
 start=$(date +%s)
 running=0
 for t in "${targets[@]}"; do
-  echo "=== fuzzing $t for ${time_s}s ==="
+  echo "=== fuzzing $t for ${time_s}s$([ "$fork" -gt 1 ] && echo " (-fork=$fork)") ==="
   fuzz_one "$t" &
   running=$((running + 1))
   if [ $running -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
@@ -111,9 +126,12 @@ for t in "${targets[@]}"; do
   work=build/fuzz-work/$t; log=$work/log
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  # Fork mode prints no final stats: its last status line has the totals.
+  [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+  [ -z "$eps" ] && eps=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
-  crashes=$(find "build/fuzz-artifacts/$t" -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null)
+  crashes=$(find "build/fuzz-artifacts/$t" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null)
   ncrash=$(printf '%s' "$crashes" | grep -c . || true)
   printf '%-16s %10s %8s %8s %8s %6s  %s\n' "$t" "${runs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "$(cat "$work/new_files")" "$ncrash"
   rc=$(cat "$work/rc")
@@ -129,4 +147,61 @@ for t in "${targets[@]}"; do
     done
   fi
 done
+
+# Triage: one line of signature per crash file (sim mode, 3 runs), then each unique signature
+# minimized once. fuzz_threads runs on real threads: its crashes are tried in sim mode too, and one
+# that does not reproduce there is listed under the first report line of its log.
+defect=${CGSLAB_DEFECT:+CGSLAB_DEFECT=$CGSLAB_DEFECT }
+declare -A first_of count_of target_of
+order=()
+total=0
+for t in "${targets[@]}"; do
+  work=build/fuzz-work/$t
+  case $t in fuzz_api) dialect=api ;; *) dialect=lifecycle ;; esac
+  for c in $(find "build/fuzz-artifacts/$t" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null | sort); do
+    total=$((total + 1))
+    line=$(cgslab_bounded 300 "cgslab-prog minimize --signature-only $c" \
+      "$prog" minimize --signature-only --runs 3 --dialect "$dialect" "$c" 2>/dev/null)
+    sig=$(printf '%s' "$line" | cut -f2)
+    if [ -z "$line" ] || [ "$sig" = passes ]; then
+      sig="not reproduced in sim mode: $(grep -m1 -E "FAILURE|ERROR: |runtime error|WARNING: ThreadSanitizer|deadly signal|timeout" "$work/log" | cut -c1-120)"
+    fi
+    key="$t	$sig"
+    if [ -z "${first_of[$key]:-}" ]; then
+      first_of[$key]=$c; count_of[$key]=0; target_of[$key]=$t; order+=("$key")
+    fi
+    count_of[$key]=$((count_of[$key] + 1))
+  done
+done
+if [ $total -gt 0 ]; then
+  echo
+  echo "=== triage: $total crash file(s), ${#order[@]} unique ==="
+  n=0
+  for key in "${order[@]}"; do
+    n=$((n + 1)); t=${target_of[$key]}; c=${first_of[$key]}; sig=${key#*	}
+    case $t in fuzz_api) dialect=api ;; *) dialect=lifecycle ;; esac
+    echo "[$n] $t: $sig"
+    echo "    files: ${count_of[$key]} (first: $c)"
+    case $sig in
+      "not reproduced in sim mode"*)
+        echo "    reproduce: ${defect}$([ "$t" = fuzz_threads ] && echo build/fuzz-tsan/fuzz/fuzz_threads || echo "build/fuzz/fuzz/$t") $c"
+        continue ;;
+    esac
+    min=build/fuzz-artifacts/$t/min/$(basename "$c")
+    mkdir -p "$(dirname "$min")"
+    cgslab_bounded $((minimize_s + 600)) "cgslab-prog minimize $c" "$prog" minimize --dialect "$dialect" --runs 10 \
+      --time-limit "$minimize_s" --out "$min" "$c" >"$min.log" 2>&1
+    rate=$(sed -n 's/^reproduced: *//p' "$min.log")
+    if [ -n "$rate" ]; then
+      echo "    reproduced: $rate (10 runs each, sim mode)"
+      echo "    minimized: $(sed -n 's/^before: *//p' "$min.log")  ->  $(sed -n 's/^after: *//p' "$min.log") ($(sed -n 's/^time: *//p' "$min.log"))"
+      echo "    program: $min.txt (bytes: $min.bin; trace: $min.trace; log: $min.log)"
+      echo "    reproduce: ${defect}$prog replay --trace $min.txt"
+      echo "               ${defect}build/fuzz/fuzz/$([ "$t" = fuzz_threads ] && echo fuzz_lifecycle || echo "$t") $min.bin"
+    else
+      echo "    minimize did not finish; see $min.log"
+      echo "    reproduce: ${defect}$prog replay --trace $c"
+    fi
+  done
+fi
 exit $status

@@ -6,7 +6,10 @@
 //                                                  run each program in sim mode; --trace prints the
 //                                                  executed interleaving; --repeat N runs it N times
 //                                                  and fails unless every trace hash is the same;
-//                                                  --no-validate skips validate() after each op
+//                                                  --no-validate skips validate() after each op;
+//                                                  --record-schedule OUT writes every scheduling
+//                                                  decision to OUT as it happens (minimize reads it)
+//   cgslab-prog minimize CRASH [...]               shrink a failing program (minimize.cc)
 //
 // D is lifecycle (default; fuzz_lifecycle, fuzz_threads inputs) or api (fuzz_api inputs); a text
 // file names its own dialect. A file is text when its name ends in .txt or --text is given;
@@ -20,7 +23,12 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "exec.h"
+#include "minimize.h"
 
 using namespace cgslab::harness;
 
@@ -31,7 +39,10 @@ int usage(const char* msg) {
   std::fprintf(stderr,
                "usage: cgslab-prog decode [--dialect lifecycle|api] [--text] FILE\n"
                "       cgslab-prog encode [--dialect lifecycle|api] FILE.txt OUT\n"
-               "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] [--no-validate] FILE...\n");
+               "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] [--no-validate]\n"
+               "                          [--record-schedule OUT] FILE...\n"
+               "       cgslab-prog minimize CRASH [--runs N] [--out PREFIX] [--promote NAME] [--dialect D]\n"
+               "                          [--time-limit S] [--signature-only]   (cgslab-prog minimize --help)\n");
   return 2;
 }
 
@@ -65,11 +76,42 @@ bool load(const std::string& path, Dialect d, bool text, Program* p) {
   return true;
 }
 
+// The decisions of one run in a shared file mapping: [u64 count][int8 label]...; the pages stay
+// in the file when the run aborts on a failure, which is the run minimize wants to read.
+struct DecisionLog {
+  static constexpr size_t kCap = size_t(1) << 21;  // the scheduler's livelock bound
+  uint8_t* base = nullptr;
+  bool open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, off_t(8 + kCap)) != 0) {
+      std::fprintf(stderr, "cgslab-prog: cannot create %s: %s\n", path.c_str(), std::strerror(errno));
+      if (fd >= 0) close(fd);
+      return false;
+    }
+    void* p = mmap(nullptr, 8 + kCap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return false;
+    base = static_cast<uint8_t*>(p);
+    return true;
+  }
+  void add(int label) {
+    uint64_t n;
+    std::memcpy(&n, base, 8);
+    if (n < kCap) base[8 + n] = uint8_t(int8_t(label));
+    ++n;
+    std::memcpy(base, &n, 8);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) return usage("missing command");
   std::string cmd = argv[1];
+  // Line-buffered even into a file or pipe: a failure aborts, and the trace up to it must be there.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (cmd == "minimize") return minimize_main(argc, argv);
+  std::string record;
   Dialect dialect = Dialect::kLifecycle;
   bool trace = false;
   bool text = false;
@@ -87,6 +129,8 @@ int main(int argc, char** argv) {
       text = true;
     } else if (a == "--no-validate") {
       validate = false;
+    } else if (a == "--record-schedule" && i + 1 < argc) {
+      record = argv[++i];
     } else if (a == "--trace") {
       trace = true;
     } else if (a == "--repeat" && i + 1 < argc) {
@@ -126,6 +170,10 @@ int main(int argc, char** argv) {
   }
   if (cmd == "replay") {
     if (files.empty()) return usage("replay takes at least one FILE");
+    if (!record.empty() && (files.size() != 1 || repeat != 1))
+      return usage("--record-schedule takes one FILE and no --repeat");
+    DecisionLog log;
+    if (!record.empty() && !log.open(record)) return 1;
     int status = 0;
     for (const std::string& f : files) {
       Program p;
@@ -135,6 +183,7 @@ int main(int argc, char** argv) {
         RunOptions o;
         o.validate_each_op = validate;
         if (trace && r == 0) o.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+        if (log.base) o.on_decide = [&log](int label) { log.add(label); };
         RunStats s = exec_sim(p, o);
         if (r == 0) {
           first = s.trace_hash;

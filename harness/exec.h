@@ -21,6 +21,7 @@ struct RunOptions {
   bool validate_each_op = true;                       // sim: validate() at quiescent op ends
   std::function<void(const std::string&)> trace;      // the executed interleaving and op notes
   void (*on_switch)(uint32_t edge) = nullptr;         // sim: interleaving coverage
+  std::function<void(int label)> on_decide;           // sim: each scheduling decision (sim.h)
 };
 
 struct RunStats {

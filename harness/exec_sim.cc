@@ -40,6 +40,7 @@ RunStats exec_sim(const Program& p, const RunOptions& opts) {
   sim::Hooks hooks;
   hooks.on_switch = opts.on_switch;
   if (opts.trace) hooks.on_trace = opts.trace;
+  hooks.on_decide = opts.on_decide;
   hooks.on_fail = [&w](const std::string& m) { w.fail(m); };
   sim::Result r = sim::run(pol, hooks, [&] {
     w.setup(2);

@@ -29,6 +29,11 @@ struct Hooks {
   void (*on_switch)(uint32_t edge) = nullptr;        // interleaving coverage: one edge per switch
   std::function<void(const std::string&)> on_trace;  // one line per switch and wait
   std::function<void(const std::string&)> on_fail;   // deadlock/livelock; must not return
+  // Every scheduling decision after start_policy(), in order: the label index (Policy::labels) of
+  // the task chosen, -1 for a task with no label (main). Under an explicit schedule each decision
+  // consumes one point of the current step, so this sequence, run-length encoded, is the explicit
+  // schedule that replays the run (cgslab-prog minimize turns PCT schedules into it).
+  std::function<void(int label)> on_decide;
 };
 
 struct Result {

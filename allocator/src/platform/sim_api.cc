@@ -19,6 +19,7 @@ Result run(const Policy& policy, const Hooks& hooks, std::function<void()> main_
   h.on_switch = hooks.on_switch;
   h.on_trace = hooks.on_trace;
   h.on_fail = hooks.on_fail;
+  h.on_decide = hooks.on_decide;
   ps::RunResult r = ps::run(p, h, std::move(main_fn));
   return Result{r.trace_hash, r.steps, r.switches};
 }

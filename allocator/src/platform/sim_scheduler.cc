@@ -152,6 +152,16 @@ SimTask* choose() {
   return best;
 }
 
+// Reports a decision to Hooks::on_decide (only when set: choose() is the hot path).
+void decided(SimTask* n) {
+  Sched& s = *g;
+  if (!s.hooks.on_decide || !s.policy_started || !n) return;
+  int label = -1;
+  for (size_t i = 0; i < s.by_label.size(); ++i)
+    if (s.by_label[i] == n) label = int(i);
+  s.hooks.on_decide(label);
+}
+
 void switch_to(SimTask* from, SimTask* to, bool exiting) {
   Sched& s = *g;
   ++s.res.switches;
@@ -186,6 +196,7 @@ void reschedule(SimTask* c) {
     n = choose();
   }
   if (!n) fail("deadlock: no task can run; tasks:\n" + describe_tasks());
+  decided(n);
   if (n != c) switch_to(c, n, false);
 }
 
@@ -214,6 +225,7 @@ void task_entry() {
     n = choose();
   }
   if (!n) fail("deadlock after task " + t->name + " ended; tasks:\n" + describe_tasks());
+  decided(n);
   switch_to(t, n, true);
   std::abort();  // a finished task is never resumed
 }

@@ -51,6 +51,7 @@ struct Hooks {
   void (*on_switch)(uint32_t edge) = nullptr;             // interleaving coverage
   std::function<void(const std::string&)> on_trace;        // one line per switch and wait
   std::function<void(const std::string&)> on_fail;         // must not return; default: abort
+  std::function<void(int label)> on_decide;                // each decision after start_policy()
 };
 
 struct RunResult {
