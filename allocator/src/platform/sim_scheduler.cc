@@ -117,7 +117,7 @@ SimTask* choose() {
   if (!s.dirty && c->state == SimTask::State::kReady && s.policy_started &&
       (s.pol.kind == Policy::Kind::kExplicit ? s.step_index >= s.pol.steps.size()
                                               : (s.next_cp >= s.change_points.size() ||
-                                                 s.res.steps != s.change_points[s.next_cp])))
+                                                 s.res.steps < s.change_points[s.next_cp])))
     return c;
   s.dirty = false;
   if (s.pol.kind == Policy::Kind::kExplicit || !s.policy_started) {
@@ -142,7 +142,8 @@ SimTask* choose() {
     }
     return nullptr;
   }
-  if (s.next_cp < s.change_points.size() && s.res.steps == s.change_points[s.next_cp]) {
+  // Every change point reached (several may fall on one step) lowers the running task once more.
+  while (s.next_cp < s.change_points.size() && s.res.steps >= s.change_points[s.next_cp]) {
     c->prio = s.change_points.size() - s.next_cp;  // below every initial priority
     ++s.next_cp;
   }
@@ -280,6 +281,9 @@ void notify(const void* chan) {
 void start_policy() {
   if (!g) return;
   g->policy_started = true;
+  // PCT's change points count from here, not from the start of the run: steps taken before the
+  // policy starts (the caller's setup) would otherwise use them up unseen.
+  for (uint64_t& cp : g->change_points) cp += g->res.steps;
   g->dirty = true;
 }
 
