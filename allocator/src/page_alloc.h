@@ -5,15 +5,16 @@
 // chunk number to its metadata, so object -> page descriptor is two loads and needs no malloc,
 // and a pointer the allocator does not own is recognised (no entry) without touching it.
 // Runs of 2^order pages (order <= kMaxOrder) are allocated aligned to their size from a
-// per-chunk bitmap, runs that start on a dirty page first. Freed runs are poisoned for ASan at
+// per-chunk bitmap, first fit. Freed runs are poisoned for ASan at
 // once, but given back to the OS with hysteresis (as jemalloc's dirty pages and tcmalloc's
 // release rate do it): a freed run stays backed ("dirty", marked in the chunk's dirty bitmap)
 // while the dirty pages fit a budget of kDirtyMin pages plus half the pages in use; beyond it a
 // run is discarded (MADV_DONTNEED) at once. The budget follows the swing of a program that frees
 // and reallocates its working set in waves (producer/consumer: with an eighth, every wave was
 // faulted in again; with all of them, first fit spread the waves over more chunks). Peak RSS is
-// not raised by it: dirty pages are the first reused when usage climbs back. A chunk whose last
-// run is freed is kept mapped while no other empty chunk is; any further one is unmapped.
+// hardly raised by it: first fit reuses the freed runs while they are still dirty. A chunk
+// whose last run is freed is kept mapped while no other empty chunk is; any further one is
+// unmapped.
 // purge() discards every dirty page and unmaps the kept chunk: the allocator calls it on
 // drain(), shrink_all() and cache_shrink(), so quiescence still means nothing mapped.
 // Invariant: dirty_pages_ = dirty bits set over all chunks; a dirty bit is set only on a free

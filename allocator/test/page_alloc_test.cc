@@ -1,8 +1,7 @@
 // page_alloc_test: PageAlloc's own contract (page_alloc.h) on a real platform::Platform.
 // A run of 2^order pages is aligned to its size, backed (writable), disjoint from every other
 // live run, and described by a head PageDesc; lookup() maps every byte of a live run to that head
-// and anything else (free pages, foreign memory) to nullptr. Freed pages are reused, dirty ones
-// first. The dirty-page budget holds after every free (dirty <= kDirtyMin + in_use / 2); purge()
+// and anything else (free pages, foreign memory) to nullptr. Freed pages are reused, first fit. The dirty-page budget holds after every free (dirty <= kDirtyMin + in_use / 2); purge()
 // gives every dirty page back and unmaps the kept empty chunk, so freeing everything and purging
 // leaves no chunk and no mapped byte. A failed chunk mapping (map_faults) fails the allocation
 // and nothing else.
@@ -157,7 +156,7 @@ TEST_F(PageAllocTest, FreedPagesAreReused) {
   pa->free(keep);
 }
 
-TEST_F(PageAllocTest, DirtyRunsAreReusedBeforeCleanOnes) {
+TEST_F(PageAllocTest, FirstFitReusesFreedRunsAndTheirDirtyPagesAreCountedOff) {
   PageDesc* p[4];
   for (auto& x : p) ASSERT_NE(x = pa->alloc(0), nullptr);
   char* first = p[1]->addr;
@@ -168,13 +167,15 @@ TEST_F(PageAllocTest, DirtyRunsAreReusedBeforeCleanOnes) {
   char* second = p[2]->addr;
   pa->free(p[2]);  // dirty
   EXPECT_EQ(pa->dirty_pages(), 1u);
+  // First fit, dirty or not: dirty-first placement kept emptying chunks alive.
   PageDesc* q = pa->alloc(0);
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->addr, second) << "the dirty page should be reused before the first-fit clean one";
-  EXPECT_EQ(pa->dirty_pages(), 0u);
+  EXPECT_EQ(q->addr, first) << "the lowest free run comes first, clean or dirty";
+  EXPECT_EQ(pa->dirty_pages(), 1u);
   PageDesc* r = pa->alloc(0);
   ASSERT_NE(r, nullptr);
-  EXPECT_EQ(r->addr, first);
+  EXPECT_EQ(r->addr, second);
+  EXPECT_EQ(pa->dirty_pages(), 0u) << "a dirty page taken again is no longer counted as dirty";
   for (PageDesc* x : {p[0], p[3], q, r}) pa->free(x);
 }
 
