@@ -1,8 +1,9 @@
 // page_alloc_test: PageAlloc's own contract (page_alloc.h) on a real platform::Platform.
 // A run of 2^order pages is aligned to its size, backed (writable), disjoint from every other
 // live run, and described by a head PageDesc; lookup() maps every byte of a live run to that head
-// and anything else (free pages, foreign memory) to nullptr. Freed pages are reused, first fit. The dirty-page budget holds after every free (dirty <= kDirtyMin + in_use / 2); purge()
-// gives every dirty page back and unmaps the kept empty chunk, so freeing everything and purging
+// and anything else (free pages, foreign memory) to nullptr. Freed pages are reused, first fit.
+// The dirty-page budget holds after every free (dirty <= kDirtyMin + in_use / 2); purge() gives
+// every dirty page back and unmaps the kept empty chunk, so freeing everything and purging
 // leaves no chunk and no mapped byte. A failed chunk mapping (map_faults) fails the allocation
 // and nothing else.
 #include <gtest/gtest.h>
