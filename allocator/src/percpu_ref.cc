@@ -67,13 +67,15 @@ void PercpuRef::put_atomic(platform::Platform& p) {
 }
 
 void PercpuRef::kill(platform::Platform& p) {
-  plat_ = &p;
   int expected = kPercpu;
   if (!state_.compare_exchange_strong(expected, kAtomicDead, std::memory_order_seq_cst)) {
+    // Touch nothing: the first kill's fold may be running on the RCU thread (writing plat_ here
+    // raced with it: TSan, percpu_ref_test).
     p.reporter.report(ErrorKind::kInternal, this, "", "percpu_ref %p killed twice",
                       static_cast<void*>(this));
     return;
   }
+  plat_ = &p;
   count_.fetch_add(1, std::memory_order_relaxed);  // held by the mode switch until the fold
   rcu_.ref = this;
   p.rcu.call(&rcu_, &PercpuRef::fold_rcu);
