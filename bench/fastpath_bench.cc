@@ -549,25 +549,13 @@ class CollectingReporter : public benchmark::ConsoleReporter {
 
   // Median CPU ns per iteration; the library's median aggregate when it computed one.
   std::optional<double> MedianNs(const std::string& name) const {
-    if (auto it = medians_.find(name); it != medians_.end()) return it->second;
-    auto it = iterations_.find(name);
-    if (it == iterations_.end() || it->second.empty()) return std::nullopt;
-    std::vector<double> v = it->second;
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return Median(medians_, iterations_, name);
   }
 
   // Median total Mops/s of mt/<variant> on `threads` threads.
   std::optional<double> MtMops(const std::string& variant, int threads) const {
     const std::string key = "mt/" + variant + "/threads:" + std::to_string(threads);
-    if (auto it = mt_median_.find(key); it != mt_median_.end()) return it->second;
-    auto it = mt_runs_.find(key);
-    if (it == mt_runs_.end() || it->second.empty()) return std::nullopt;
-    std::vector<double> v = it->second;
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return Median(mt_median_, mt_runs_, key);
   }
 
   // Repetitions per benchmark (the library reports it on every run, aggregates included).
@@ -576,6 +564,19 @@ class CollectingReporter : public benchmark::ConsoleReporter {
   const std::map<std::string, std::string>& errors() const { return errors_; }
 
  private:
+  // The library's median aggregate when it computed one, else the median of the runs.
+  static std::optional<double> Median(const std::map<std::string, double>& aggregate,
+                                      const std::map<std::string, std::vector<double>>& runs,
+                                      const std::string& key) {
+    if (auto it = aggregate.find(key); it != aggregate.end()) return it->second;
+    auto it = runs.find(key);
+    if (it == runs.end() || it->second.empty()) return std::nullopt;
+    std::vector<double> v = it->second;
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+
   std::map<std::string, double> medians_;
   std::map<std::string, std::vector<double>> iterations_;
   std::map<std::string, std::string> errors_;

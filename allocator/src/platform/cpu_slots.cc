@@ -68,7 +68,7 @@ void SlotTable::heavy_fence() {
 #elif defined(CGSLAB_TSAN)
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
-  if (nr_leased_.load(std::memory_order_relaxed) == 0 && !membarrier_ready()) {
+  if (!membarrier_ready()) {  // then no lease was ever granted: a fence orders the CAS owners
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return;
   }
