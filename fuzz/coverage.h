@@ -10,9 +10,12 @@ namespace cgslab::harness {
 
 __attribute__((section("__libfuzzer_extra_counters"))) inline uint8_t g_interleaving_counters[1 << 13];
 
+// Saturates without a branch: under AFL++ nothing clears these counters between executions (only
+// libFuzzer does), so a branch on the count would be an edge whose direction depends on earlier
+// inputs, which AFL++ reports as instability.
 inline void count_interleaving(uint32_t edge) {
   uint8_t& c = g_interleaving_counters[(edge ^ (edge >> 13)) & ((1 << 13) - 1)];
-  if (c != 255) ++c;
+  c = static_cast<uint8_t>(c + (c != 255));
 }
 
 }  // namespace cgslab::harness
