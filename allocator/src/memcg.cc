@@ -1,4 +1,5 @@
 #include "memcg.h"
+#include "platform/defects.h"
 
 #include <algorithm>
 
@@ -205,7 +206,10 @@ void Memcg::finish_offline(Cgroup* cg) {
   int id = cg->own_id;
   // The cgroup and its (already offline) descendants take the parent's id, so allocations that
   // still charge them (remote charging) find the parent's caches (kernel: memcg_offline_kmem).
-  for_each_descendant_pre(cg, [&](Cgroup* d) { d->kmemcg_id.store(parent_id, std::memory_order_release); });
+  if (platform::defect(platform::Defect::kDescendantIdsNotMoved))
+    cg->kmemcg_id.store(parent_id, std::memory_order_release);
+  else
+    for_each_descendant_pre(cg, [&](Cgroup* d) { d->kmemcg_id.store(parent_id, std::memory_order_release); });
   cg->own_id = -1;
   free_cache_id(id);
   drain_all_stock(cg);
@@ -261,7 +265,7 @@ bool Memcg::charge_counters(Cgroup* cg, long nr_pages, PageCounter** failed) {
 }
 
 void Memcg::uncharge(Cgroup* cg, long nr_pages) {
-  if (!cg || is_root(cg)) return;
+  if (!cg || (is_root(cg) && !platform::defect(platform::Defect::kRootUnchargeAfterReparent))) return;
   if (!cg->memory.uncharge(nr_pages))
     plat.reporter.report(ErrorKind::kInternal, cg, "", "cgroup %s: uncharge of %ld pages below zero",
                          cg->path.c_str(), nr_pages);

@@ -77,7 +77,10 @@ bool MemcgCaches::grow_arrays(int size) {
   for (auto& [r, a] : fresh) {
     MemcgCacheArray* old = r->memcg_caches.exchange(a, std::memory_order_acq_rel);
     // Readers in a slot section may still hold `old`: free it after a grace period.
-    plat_.rcu.call(&old->rcu, &MemcgCaches::free_array_rcu);
+    if (platform::defect(platform::Defect::kArrayFreeNoRcu))
+      free_array(old);
+    else
+      plat_.rcu.call(&old->rcu, &MemcgCaches::free_array_rcu);
   }
   return true;
 }
@@ -141,20 +144,23 @@ Cache* MemcgCaches::create_root(std::string_view name, size_t size, size_t align
 bool MemcgCaches::destroy_root(Cache* s, bool teardown) {
   {
     platform::MutexLock g(slab_mutex);
+    if (platform::defect(platform::Defect::kAliasMarksDying)) s->dying.store(true, std::memory_order_release);
     if (s->root_state.load() == 0 && --s->refcount > 0) return true;
     s->dying.store(true, std::memory_order_release);
   }
   // Deactivation runs through call_rcu and creation/deactivation through the work queue: let
   // everything already queued finish. A child caught mid-kill needs one more grace period to
   // switch its ref to atomic mode.
-  plat_.rcu.barrier();
-  plat_.wq.flush();
-  bool children;
-  {
-    platform::MutexLock g(slab_mutex);
-    children = !s->children.empty();
+  if (!platform::defect(platform::Defect::kRootDestroyNoFlush)) {
+    plat_.rcu.barrier();
+    plat_.wq.flush();
+    bool children;
+    {
+      platform::MutexLock g(slab_mutex);
+      children = !s->children.empty();
+    }
+    if (children) plat_.rcu.barrier();
   }
-  if (children) plat_.rcu.barrier();
 
   platform::MutexLock g(slab_mutex);
   MemcgCacheArray* a = s->memcg_caches.load(std::memory_order_relaxed);
@@ -221,6 +227,10 @@ bool MemcgCaches::shutdown_cache(Cache* c) {
   nr_children.fetch_sub(1, std::memory_order_relaxed);
   if (cg) memcg_.css_put(cg);
   // Threads that found the cache inside a slot section may still touch it: free after a GP.
+  if (platform::defect(platform::Defect::kFreeRacesDestroy)) {
+    c->slab->free_cache(c);
+    return true;
+  }
   c->rcu.cache = c;
   plat_.rcu.call(&c->rcu, &MemcgCaches::free_child_rcu);
   return true;
@@ -340,6 +350,10 @@ void MemcgCaches::create_child(CreateWork* cw) {
       std::string name = root->name + "(" + std::to_string(id) + ":" + cg->path + ")";
       Cache* c = slab_.new_cache(name, root->size, root->align, root->flags, root->ctor, root);
       if (c) {
+        const bool early = platform::defect(platform::Defect::kPublishBeforeInit);
+        if (early) a->entries[id].store(c, std::memory_order_release);
+        // kernel: percpu_ref_init allocates the per-cpu counters with GFP_KERNEL.
+        plat_.might_sleep();
         c->refcnt.init(&c->cpu[0].ref, sizeof(CpuCache), plat_.slots.size(), &MemcgCaches::release_fn, c);
         c->memcg.store(cg, std::memory_order_relaxed);  // the work's reference moves to the cache
         c->state.store(CacheState::kActive, std::memory_order_relaxed);
@@ -351,7 +365,7 @@ void MemcgCaches::create_child(CreateWork* cw) {
         children_created.fetch_add(1, std::memory_order_relaxed);
         nr_children.fetch_add(1, std::memory_order_relaxed);
         // Publish only after full initialization (release ordering).
-        a->entries[id].store(c, std::memory_order_release);
+        if (!early) a->entries[id].store(c, std::memory_order_release);
         transferred = true;
       } else {
         a->entries[id].store(nullptr, std::memory_order_release);  // a later allocation retries

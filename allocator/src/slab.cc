@@ -96,7 +96,9 @@ PageDesc* Slab::put_to_slab(Cache* c, void* obj, PageDesc* pd) {
   c->nr_free++;
   if (--pd->inuse == 0) {
     c->nr_empty++;
-    if (c->dead.load(std::memory_order_relaxed) || c->nr_empty > c->min_partial) {
+    const bool dead = c->dead.load(std::memory_order_relaxed) &&
+                      !platform::defect(platform::Defect::kDeadCacheKeepsEmptySlabs);
+    if (dead || c->nr_empty > c->min_partial) {
       pd->lru.del();
       pd->list = kListNone;
       c->nr_empty--;
@@ -372,7 +374,7 @@ bool Slab::shrink(Cache* c) {
 
 void Slab::deactivate(Cache* c) {
   platform::MutexLock g(c->list_lock);
-  c->min_partial = 0;
+  if (!platform::defect(platform::Defect::kDeadCacheKeepsEmptySlabs)) c->min_partial = 0;
   c->dead.store(true, std::memory_order_release);
 }
 
@@ -446,11 +448,15 @@ bool Slab::validate_cache(Cache* c, std::string* out) {
   if (slabs != c->nr_slabs) fail(platform::strprintf("nr_slabs %zu but %zu on lists", c->nr_slabs, slabs));
   if (empty != c->nr_empty) fail(platform::strprintf("nr_empty %zu but %zu empty slabs", c->nr_empty, empty));
   if (nfree != c->nr_free) fail(platform::strprintf("nr_free %zu but %zu free objects", c->nr_free, nfree));
-  // Deactivation sets min_partial to 0 at once, but the empty slabs the cache kept while live go
-  // only when the deactivate work shrinks it (state kKilled from then on), as in the kernel.
-  const bool shrink_pending = c->dead.load() && c->state.load() == CacheState::kDeactivated;
-  const unsigned may_keep = shrink_pending ? Cache::kMinPartial : c->min_partial;
-  if (empty > may_keep) fail(platform::strprintf("%zu empty slabs kept, min_partial %u", empty, c->min_partial));
+  // A dead cache keeps no empty slab: its last free must be able to destroy it. The empty slabs
+  // it kept while live go only when the deactivate work shrinks it (state kKilled from then on),
+  // as in the kernel. Judged by the state, not by min_partial, which deactivation itself sets.
+  const bool dead = c->dead.load();
+  const bool shrink_pending = dead && c->state.load() == CacheState::kDeactivated;
+  const unsigned may_keep = !dead ? c->min_partial : shrink_pending ? Cache::kMinPartial : 0;
+  if (empty > may_keep)
+    fail(platform::strprintf("%zu empty slabs kept by a %s cache (at most %u)", empty,
+                             dead ? "dead" : "live", may_keep));
   return ok;
 }
 

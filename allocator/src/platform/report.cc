@@ -36,9 +36,17 @@ bool defect(Defect d) {
   static const int on = [] {
     const char* s = std::getenv("CGSLAB_DEFECT");
     if (!s || !*s) return -1;
-    if (std::string(s) == "no_tryget") return int(Defect::kNoTryget);
-    if (std::string(s) == "leak_slab_ref") return int(Defect::kLeakSlabRef);
-    std::fprintf(stderr, "cgslab: unknown CGSLAB_DEFECT '%s' (no_tryget, leak_slab_ref)\n", s);
+    static const char* const names[] = {
+#define CGSLAB_DEFECT_NAME(e, name) name,
+        CGSLAB_DEFECTS(CGSLAB_DEFECT_NAME)
+#undef CGSLAB_DEFECT_NAME
+    };
+    std::string all;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i) {
+      if (std::string(s) == names[i]) return int(i);
+      all += (i ? ", " : "") + std::string(names[i]);
+    }
+    std::fprintf(stderr, "cgslab: unknown CGSLAB_DEFECT '%s' (%s)\n", s, all.c_str());
     std::exit(2);
   }();
   return on == int(d);
