@@ -129,6 +129,20 @@ void World::validate(const std::string& when) {
   if (!ok) fail("validate() failed " + when + ":\n" + report);
 }
 
+void World::check_settled(const std::string& when) {
+  std::vector<CacheStats> children;
+  backend.atomically([&] {
+    std::lock_guard<std::mutex> g(m.mu);
+    for (const CacheObj& co : m.caches)
+      if (!co.destroyed) {
+        std::vector<CacheStats> k = a->child_cache_stats(co.c);
+        children.insert(children.end(), k.begin(), k.end());
+      }
+  });
+  std::string why;
+  if (!harness::check_settled(children, &why)) fail(why + " (" + when + ")");
+}
+
 Cache* World::pin_cache(uint64_t raw, int* cobj) {
   std::lock_guard<std::mutex> g(m.mu);
   int h = m.pick_cache(raw);
@@ -155,6 +169,7 @@ bool World::alloc_one(Task& t, int cobj, Cache* c, unsigned gfp) {
   if (backend.real_threads && (flags & kCacheTypesafeByRcu)) real_gfp &= ~kGfpZero;
   if (t.nowait) real_gfp |= kGfpNoWait;
   void* p = a->cache_alloc(c, real_gfp);
+  if (p) check_charged_to(t, p);
   std::lock_guard<std::mutex> g(m.mu);
   CacheObj& co = m.caches[size_t(cobj)];
   if (!p) return false;
@@ -165,6 +180,24 @@ bool World::alloc_one(Task& t, int cobj, Cache* c, unsigned gfp) {
   ++co.live;
   m.objs.push_back(ObjRec{p, cobj, co.size, st, (gfp & kGfpReclaimable) != 0, t.idx});
   return true;
+}
+
+void World::check_charged_to(Task& t, const void* p) {
+  // The task's charge target: its innermost remote scope, else its innermost attach, else root.
+  Cgroup* target = nullptr;
+  for (auto s = t.scopes.rbegin(); s != t.scopes.rend() && !target; ++s)
+    if (s->remote && s->remote->cgroup()) target = s->remote->cgroup();
+  for (auto s = t.scopes.rbegin(); s != t.scopes.rend() && !target; ++s)
+    if (s->attach && s->attach->cgroup()) target = s->attach->cgroup();
+  if (!target) target = a->root_cgroup();
+  Cgroup* got = a->object_cgroup(p);
+  for (Cgroup* x = target; x; x = a->cgroup_parent(x))
+    if (x == got) return;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%p", p);
+  fail(std::string("object ") + buf + " is charged to cgroup " + (got ? a->cgroup_stats(got).path : "(none)") +
+       ", which is neither the allocating task's charge target " + a->cgroup_stats(target).path +
+       " nor one of its ancestors");
 }
 
 void World::free_obj(const ObjRec& o, bool use_kfree) {
@@ -238,6 +271,8 @@ void World::teardown() {
   a->fail_nth_internal_alloc_for_testing(0);
   for (ObjRec& o : m.objs) free_obj(o, false);
   m.objs.clear();
+  a->drain();
+  check_settled("teardown, every object freed");
   for (size_t h = 0; h < m.handles.size(); ++h) {
     if (!m.handles[h].alive) continue;
     CacheObj& co = m.caches[size_t(m.handles[h].obj)];

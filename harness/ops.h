@@ -82,6 +82,11 @@ class World {
 
   [[noreturn]] void fail(const std::string& what);
   void validate(const std::string& when);
+  // check_settled on the children of every cache the program created; call right after
+  // drain() with no other task inside an operation.
+  void check_settled(const std::string& when);
+  // An object just allocated by t is charged to t's charge target or one of its ancestors.
+  void check_charged_to(Task& t, const void* p);
 
   // Shared helpers of the perform functions.
   Cache* pin_cache(uint64_t raw, int* cobj);  // a live cache handle, pinned until unpin_cache

@@ -1,6 +1,7 @@
 // ops_cache.cc: the cache operations: create (same geometry and flags = an alias of an existing
-// cache, one more handle on the same CacheObj), shrink, destroy (only caches with no objects and
-// no users: destroying a busy cache is misuse, covered by destroy_busy), shrink_all.
+// cache, one more handle on the same CacheObj), shrink, destroy (an alias handle at any time; the
+// last handle only of a cache with no objects and no users: destroying a busy cache is misuse,
+// covered by destroy_busy), shrink_all.
 #include <cstring>
 
 #include "ops.h"
@@ -61,9 +62,12 @@ Outcome op_cache_destroy(Task& t, const Op& op) {
     if (h < 0) return t.skip("no cache");
     cobj = w.m.handles[size_t(h)].obj;
     CacheObj& co = w.m.caches[size_t(cobj)];
-    if (co.live || co.busy || (co.handles == 1 && co.destroying)) return t.skip("cache in use");
+    // Dropping one alias of a merged cache is allowed with objects live; the last handle only
+    // without. One destroy per cache object at a time, so the harness knows which one is last.
+    if (co.destroying) return t.skip("cache being destroyed");
+    if (co.handles == 1 && (co.live || co.busy)) return t.skip("cache in use");
     w.m.handles[size_t(h)].alive = false;
-    if (co.handles == 1) co.destroying = true;
+    co.destroying = true;
     cache = co.c;
   }
   if (!w.a->cache_destroy(cache)) w.fail("cache_destroy refused a cache with no objects");

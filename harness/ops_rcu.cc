@@ -56,8 +56,13 @@ Outcome op_synchronize_rcu(Task& t, const Op&) {
   return Outcome::kDone;
 }
 
-Outcome op_drain(Task& t, const Op&) {
+Outcome op_drain(Task& t, const Op& op) {
+  // Settled only if no other task ran an operation since the drain began (one that ran during it
+  // may have queued work the drain did not wait for).
+  const uint64_t ops_before = t.w->ops;
   t.w->a->drain();
+  if (t.quiescent && t.w->backend.others_quiescent() && t.w->ops == ops_before)
+    t.w->check_settled("after " + print_op(op));
   return Outcome::kDone;
 }
 

@@ -216,6 +216,24 @@ bool check_quiescent(Allocator& a, const std::vector<CgNode>& online, unsigned n
   return true;
 }
 
+bool check_settled(const std::vector<CacheStats>& children, std::string* why) {
+  for (const CacheStats& c : children) {
+    if (c.is_root) continue;
+    if (c.state == CacheState::kDeactivated || c.state == CacheState::kReleased) {
+      *why = fmt("after drain(): child cache %s is still %s (the RCU callback or work that moves it on never ran)",
+                 c.name.c_str(), cache_state_name(c.state));
+      return false;
+    }
+    if (c.state == CacheState::kKilled && c.active_objects == 0) {
+      *why = fmt("after drain(): dead child cache %s has no objects but was not released (%zu slabs, refcount %ld): "
+                 "a dead cache must destroy itself when its last object is freed",
+                 c.name.c_str(), c.slabs, c.refcount);
+      return false;
+    }
+  }
+  return true;
+}
+
 // ---- results of the read-only API ----
 bool check_stats(const AllocatorStats& s, bool quiescent, std::string* why) {
   if (s.cgroups < 1) return *why = "stats(): no cgroup (the root always exists)", false;

@@ -13,6 +13,10 @@
 //  - check_quiescent: validate() and charge conservation through cgroup_stats at a quiescent
 //    point (usage = slab bytes of the subtree's caches + a stock bounded by slots x 32 pages;
 //    exact once the stock is drained), live + dying child caches = stats().child_caches.
+//  - check_settled: right after drain() with no other thread inside the allocator, every child
+//    cache has finished the step its last event started: none is left deactivated or released
+//    (the RCU callback and work that move it on have run), and a killed one still holds objects
+//    (with none, its last free must have released it: a dead cache destroys itself).
 //  - check_*_stats / check_slabinfo / check_memory_stat: internal consistency of what a
 //    read-only API call returned, callable at any time from any thread (counts never negative,
 //    active <= total, at most one active child per cgroup, text dumps parse); `quiescent` adds
@@ -110,6 +114,8 @@ struct Census {
 // No thread may be inside the allocator. Drains first. false + why on the first violation.
 bool check_quiescent(Allocator& a, const std::vector<CgNode>& online, unsigned nr_cpu_slots, Census* census,
                      std::string* why);
+// children: child_cache_stats() of every root, read right after drain() with no thread inside.
+bool check_settled(const std::vector<CacheStats>& children, std::string* why);
 unsigned default_cpu_slots();  // what Options::nr_cpu_slots = 0 gives (2 x hardware threads, >= 4)
 
 // ---- results of the read-only API ----

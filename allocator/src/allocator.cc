@@ -312,6 +312,19 @@ size_t Allocator::ksize(const void* p) {
   return c->size;
 }
 
+Cgroup* Allocator::object_cgroup(const void* p) {
+  Cache* c = impl_->slab.cache_of_object(p);
+  if (!c) {
+    impl_->plat.reporter.report(ErrorKind::kInvalidFree, p, "", "object_cgroup(%p): not an object of this allocator", p);
+    return nullptr;
+  }
+  if (c->is_root()) return impl_->memcg.root();
+  // Reparenting moves c->memcg under charge_lock held for write.
+  platform::ReadLock g(impl_->memcg.charge_lock);
+  Cgroup* cg = c->memcg.load(std::memory_order_acquire);
+  return cg ? cg : impl_->memcg.root();
+}
+
 void Allocator::rcu_read_lock() { impl_->plat.rcu.read_lock(); }
 void Allocator::rcu_read_unlock() {
   if (!impl_->plat.rcu.in_read_section()) {

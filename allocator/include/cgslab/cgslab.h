@@ -164,6 +164,10 @@ class Allocator {
   void* kmalloc(size_t, unsigned gfp = 0);
   void kfree(void*);
   size_t ksize(const void*);  // usable size of an allocated object (0 + error if not ours)
+  // The cgroup an allocated object is charged to now (kernel: mem_cgroup_from_obj): its cache's
+  // current cgroup, an ancestor of the one it was charged to once that went offline; the root
+  // for unaccounted objects. nullptr + kInvalidFree error if p is not an object of ours.
+  Cgroup* object_cgroup(const void* p);
 
   // RCU read-side section for TYPESAFE_BY_RCU readers (kernel: rcu_read_lock/unlock). Nests.
   void rcu_read_lock();
@@ -225,6 +229,7 @@ class TaskCgroupScope {
   ~TaskCgroupScope();
   TaskCgroupScope(const TaskCgroupScope&) = delete;
   TaskCgroupScope& operator=(const TaskCgroupScope&) = delete;
+  Cgroup* cgroup() const { return cg_; }  // nullptr when the scope was refused (error reported)
 
  private:
   Cgroup* cg_;
@@ -239,6 +244,7 @@ class RemoteChargeScope {
   ~RemoteChargeScope();
   RemoteChargeScope(const RemoteChargeScope&) = delete;
   RemoteChargeScope& operator=(const RemoteChargeScope&) = delete;
+  Cgroup* cgroup() const { return cg_; }  // nullptr when the scope was refused (error reported)
 
  private:
   Cgroup* cg_;
