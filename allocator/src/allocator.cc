@@ -633,6 +633,15 @@ bool Allocator::Impl::validate(std::string* out) {
   memcg.for_each_descendant_pre(memcg.root(), [&](Cgroup* c) { cgs.push_back(c); });
   for (Cgroup* cg : cgs) {
     if (memcg.is_root(cg)) continue;
+    // An offline cgroup indexes its nearest online ancestor's caches (kernel: memcg_offline_kmem
+    // gives the parent's kmemcg_id to the cgroup and every descendant), never a freed id.
+    if (!memcg.is_online(cg)) {
+      Cgroup* up = cg->parent;
+      while (!memcg.is_root(up) && !memcg.is_online(up)) up = up->parent;
+      if (cg->kmemcg_id.load() != up->kmemcg_id.load())
+        fail(platform::strprintf("offline cgroup %s has kmemcg_id %d, its nearest online ancestor %s has %d",
+                                 cg->path.c_str(), cg->kmemcg_id.load(), up->path.c_str(), up->kmemcg_id.load()));
+    }
     long usage = cg->memory.usage();
     if (usage < 0) fail("cgroup " + cg->path + ": negative usage");
     if (cg->memory.watermark() < usage) fail("cgroup " + cg->path + ": watermark below usage");

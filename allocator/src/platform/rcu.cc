@@ -146,6 +146,9 @@ void Rcu::barrier() {
 }
 
 void Rcu::thread_main() {
+  // Between batches (waiting for one, or for its grace period) no callback is half done: the
+  // harness may validate then.
+  CGSLAB_SIM_BOUNDARY(true);
   for (;;) {
     RcuHead* batch;
     {
@@ -158,6 +161,7 @@ void Rcu::thread_main() {
       cb_tail_ = &cb_head_;
     }
     synchronize();
+    CGSLAB_SIM_BOUNDARY(false);
     uint64_t n = 0;
     while (batch) {
       RcuHead* next = batch->next;
@@ -170,6 +174,7 @@ void Rcu::thread_main() {
       completed_.fetch_add(n, std::memory_order_acq_rel);
     }
     cb_.notify_all();
+    CGSLAB_SIM_BOUNDARY(true);
   }
 }
 

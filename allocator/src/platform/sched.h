@@ -46,9 +46,13 @@ void point(Site site, const char* where);
 void wait(const char* what, bool idle, bool first, const void* chan);
 void progress();
 void notify(const void* chan);
+void set_boundary(bool at_boundary);
 }  // namespace sim
 #define CGSLAB_SCHED(site) ::cgslab::platform::sim::point(::cgslab::platform::Site::site, __func__)
 #define CGSLAB_SIM_PROGRESS() ::cgslab::platform::sim::progress()
+// A service task (RCU, work queue) between two of its items: the allocator's state is whole, so
+// the harness may validate while it waits there.
+#define CGSLAB_SIM_BOUNDARY(b) ::cgslab::platform::sim::set_boundary(b)
 #define CGSLAB_SIM_NOTIFY(chan) ::cgslab::platform::sim::notify(chan)
 // chan: the object whose release ends the wait (nullptr: any progress event).
 inline void wait_spin(uint64_t spins, const char* what, const void* chan = nullptr) {
@@ -57,6 +61,7 @@ inline void wait_spin(uint64_t spins, const char* what, const void* chan = nullp
 #else
 #define CGSLAB_SCHED(site) ((void)0)
 #define CGSLAB_SIM_PROGRESS() ((void)0)
+#define CGSLAB_SIM_BOUNDARY(b) ((void)0)
 #define CGSLAB_SIM_NOTIFY(chan) ((void)0)
 // Spin briefly, then yield, then sleep up to 1 ms; report a hang after wait_bound_seconds().
 void lock_backoff(uint64_t spins, const char* what);

@@ -29,7 +29,7 @@ struct SimTask {
   const void* wait_chan = nullptr;  // non-null: woken only by notify(chan) (or the re-poll)
   bool woken = false;
   bool idle = false;
-  bool boundary = false;
+  bool boundary = true;  // not started yet: outside the allocator (tasks and services clear it)
   uint64_t prio = 0;
   uint32_t site_hash = 0;  // where it last stopped (coverage)
   Site site = Site::kOp;

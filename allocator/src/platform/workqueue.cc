@@ -46,6 +46,8 @@ void WorkQueue::flush() {
 }
 
 void WorkQueue::thread_main() {
+  // Between items no work is half done: the harness may validate then.
+  CGSLAB_SIM_BOUNDARY(true);
   for (;;) {
     Work* w;
     {
@@ -58,6 +60,7 @@ void WorkQueue::thread_main() {
       if (!head_) tail_ = &head_;
     }
     CGSLAB_SCHED(kWorkItem);
+    CGSLAB_SIM_BOUNDARY(false);
     // Clear pending before running, so the item may requeue itself (kernel semantics).
     w->pending.store(false, std::memory_order_release);
     w->func(w);
@@ -66,6 +69,7 @@ void WorkQueue::thread_main() {
       completed_.fetch_add(1, std::memory_order_acq_rel);
     }
     mon_.notify_all();
+    CGSLAB_SIM_BOUNDARY(true);
     CGSLAB_SCHED(kWorkItem);
   }
 }
