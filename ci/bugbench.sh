@@ -29,6 +29,7 @@ cap=300
 jobs=1
 out=
 threads=1
+sim=1
 minimize_s=120
 defects=()
 all_defects=$(sed -n 's/^ *X(k[A-Za-z]*, "\([a-z_]*\)").*/\1/p' allocator/src/platform/defects.h)
@@ -38,7 +39,7 @@ thread_rows="no_tryget array_free_no_rcu publish_before_init free_races_destroy"
 usage() {
   cat >&2 <<USAGE
 usage: ci/bugbench.sh [--trials K] [--cap SECONDS] [--defect NAME]... [--jobs N] [--out DIR]
-                      [--no-threads] [--minimize-time SECONDS]
+                      [--no-threads | --threads-only] [--minimize-time SECONDS]
   --trials K               trials per row, each with its own -seed (default 10)
   --cap SECONDS            time limit of one trial (default 300)
   --defect NAME            only this defect (repeatable; 'base' for the base row alone); default all:
@@ -46,6 +47,7 @@ usage: ci/bugbench.sh [--trials K] [--cap SECONDS] [--defect NAME]... [--jobs N]
   --jobs N                 trials run at a time, one core each (default 1)
   --out DIR                results directory (default bench/results/bugbench-<date>)
   --no-threads             skip the fuzz_threads (TSan) rows
+  --threads-only           only the fuzz_threads rows
   --minimize-time SECONDS  cgslab-prog minimize budget per row (default 120)
 USAGE
   exit 2
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
     --minimize-time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/bugbench.sh: --minimize-time needs a positive number of seconds" >&2; usage; }; minimize_s=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --no-threads) threads=0; shift ;;
+    --threads-only) sim=0; shift ;;
     --defect)
       [ $# -ge 2 ] || usage
       if [ "$2" != base ] && ! grep -qx "$2" <<<"$all_defects"; then
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
     *) echo "ci/bugbench.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
+[ $sim = 1 ] || [ $threads = 1 ] || { echo "ci/bugbench.sh: --no-threads and --threads-only leave no rows" >&2; usage; }
 [ ${#defects[@]} -gt 0 ] || defects=(base $all_defects)
 [ -n "$out" ] || out=bench/results/bugbench-$(date +%Y-%m-%d)
 mkdir -p "$out" || { echo "ci/bugbench.sh: cannot create $out" >&2; exit 1; }
@@ -81,7 +85,7 @@ cgslab_bounded 1800 "ci/install-deps.sh" ci/install-deps.sh >/dev/null || { echo
 rows=()
 need_tsan=0
 for d in "${defects[@]}"; do
-  rows+=("$d fuzz_lifecycle")
+  [ $sim = 1 ] && rows+=("$d fuzz_lifecycle")
   if [ $threads = 1 ] && { [ "$d" = base ] || grep -qw "$d" <<<"$thread_rows"; }; then
     rows+=("$d fuzz_threads"); need_tsan=1
   fi
