@@ -89,11 +89,14 @@ fuzz_one() {
   before=$(find "$corpus" -type f | wc -l)
   local existing_seeds=()
   for s in $seeds; do [ -d "$s" ] && existing_seeds+=("$s"); done
+  # The dictionaries come from the fuzz build (target fuzz_dicts); the fuzz-tsan build makes only
+  # fuzz_threads. A missing one is an error of ours, not a reason for libFuzzer to exit 1 silently.
+  [ -s "build/fuzz/fuzz/$t.dict" ] || { echo "ci/fuzz.sh: build/fuzz/fuzz/$t.dict is missing (fuzz preset, target fuzz_dicts)" >&2; return 1; }
   touch "$work/start"
   [ "$fork" -gt 1 ] && fork_args=(-fork="$fork")
   # The bound is a backstop; libFuzzer stops itself after -max_total_time.
   cgslab_bounded $((time_s + 300)) "$t to stop fuzzing" "$bin" "$work/new" "$corpus" "${existing_seeds[@]}" \
-    -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="$(dirname "$bin")/$t.dict" \
+    -max_total_time="$time_s" -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="build/fuzz/fuzz/$t.dict" \
     -print_final_stats=1 -artifact_prefix="$art/" "${fork_args[@]}" >"$work/log" 2>&1
   echo $? >"$work/rc"
   # The merge replays every input once more: bounded like the run (a crash here is in merge.log).
