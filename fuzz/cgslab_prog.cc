@@ -10,10 +10,15 @@
 //                                                  --record-schedule OUT writes every scheduling
 //                                                  decision to OUT as it happens (minimize reads it)
 //   cgslab-prog minimize CRASH [...]               shrink a failing program (minimize.cc)
+//   cgslab-prog explore [--delays K | --preemptions K] [--max-schedules N] [--time-limit S]
+//                       [--out PREFIX] FILE        run FILE under every schedule with at most K
+//                                                  delays or preemptions (explore.h); on a failure,
+//                                                  write PREFIX.txt with the failing explicit schedule
 //
 // D is lifecycle (default; fuzz_lifecycle, fuzz_threads inputs) or api (fuzz_api inputs); a text
 // file names its own dialect. A file is text when its name ends in .txt or --text is given;
 // anything else is fuzz input bytes, and every byte string decodes (nothing is guessed).
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +33,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "explore.h"
 #include "minimize.h"
 
 using namespace cgslab::harness;
@@ -42,7 +48,10 @@ int usage(const char* msg) {
                "       cgslab-prog replay [--dialect lifecycle|api] [--trace] [--repeat N] [--no-validate]\n"
                "                          [--record-schedule OUT] FILE...\n"
                "       cgslab-prog minimize CRASH [--runs N] [--out PREFIX] [--promote NAME] [--dialect D]\n"
-               "                          [--time-limit S] [--signature-only]   (cgslab-prog minimize --help)\n");
+               "                          [--time-limit S] [--signature-only]   (cgslab-prog minimize --help)\n"
+               "       cgslab-prog explore [--dialect lifecycle|api] [--delays K | --preemptions K]\n"
+               "                          [--max-schedules N] [--time-limit S] [--no-validate] [--out PREFIX] FILE\n"
+               "                          K: 0..8 (default --delays 2); N: default 10000000; S: seconds, default 600\n");
   return 2;
 }
 
@@ -117,7 +126,16 @@ int main(int argc, char** argv) {
   bool text = false;
   bool validate = true;
   long repeat = 1;
+  ExploreOptions xo;
   std::vector<std::string> files;
+  auto number = [](const char* s, double lo, double hi, double* out) {
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(s, &end);
+    if (!*s || *end || errno || !(v >= lo && v <= hi)) return false;
+    *out = v;
+    return true;
+  };
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--dialect" && i + 1 < argc) {
@@ -137,8 +155,27 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       repeat = std::strtol(argv[++i], &end, 10);
       if (*end || repeat < 1 || repeat > 1000) return usage("--repeat takes a number in 1..1000");
+    } else if (a == "--preemptions" && i + 1 < argc) {
+      double v;
+      if (!number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--preemptions takes a whole number in 0..8");
+      xo.bound = unsigned(v);
+      xo.delays = false;
+    } else if (a == "--delays" && i + 1 < argc) {
+      double v;
+      if (!number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--delays takes a whole number in 0..8");
+      xo.bound = unsigned(v);
+      xo.delays = true;
+    } else if (a == "--max-schedules" && i + 1 < argc) {
+      double v;
+      if (!number(argv[++i], 1, 1e15, &v) || v != uint64_t(v)) return usage("--max-schedules takes a whole number >= 1");
+      xo.max_schedules = uint64_t(v);
+    } else if (a == "--time-limit" && i + 1 < argc) {
+      if (!number(argv[++i], 0.1, 86400, &xo.time_limit_s)) return usage("--time-limit takes seconds in 0.1..86400");
+    } else if (a == "--out" && i + 1 < argc) {
+      xo.out_prefix = argv[++i];
+      if (xo.out_prefix.empty()) return usage("--out takes a path prefix");
     } else if (a.rfind("--", 0) == 0) {
-      return usage(("unknown option '" + a + "'").c_str());
+      return usage(("unknown option '" + a + "' (or its value is missing)").c_str());
     } else {
       files.push_back(a);
     }
@@ -168,6 +205,13 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (cmd == "explore") {
+    if (files.size() != 1) return usage("explore takes one FILE");
+    Program p;
+    if (!load(files[0], dialect, text, &p)) return 1;
+    xo.validate_each_op = validate;
+    return explore(p, files[0], xo);
+  }
   if (cmd == "replay") {
     if (files.empty()) return usage("replay takes at least one FILE");
     if (!record.empty() && (files.size() != 1 || repeat != 1))
@@ -183,7 +227,7 @@ int main(int argc, char** argv) {
         RunOptions o;
         o.validate_each_op = validate;
         if (trace && r == 0) o.trace = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-        if (log.base) o.on_decide = [&log](int label) { log.add(label); };
+        if (log.base) o.on_decide = [&log](const cgslab::sim::Decision& d) { log.add(d.label); };
         RunStats s = exec_sim(p, o);
         if (r == 0) {
           first = s.trace_hash;

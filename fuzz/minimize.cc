@@ -307,10 +307,10 @@ class Minimizer {
     std::memcpy(&n, data.data(), 8);
     if (n > data.size() - 8) return *why = "more decisions than the record holds", false;
     steps->clear();
-    const uint8_t labels = uint8_t(p.ntasks + 2);
+    const uint8_t labels = schedule_label_count(p);
     for (uint64_t i = 0; i < n; ++i) {
       int l = static_cast<int8_t>(data[8 + i]);
-      if (l < 0 || l >= labels) continue;  // main (teardown): no label; the run goes on without a step
+      if (l < 0 || l >= labels) continue;  // a task with no label: none exists
       if (!steps->empty() && steps->back().task == l && steps->back().count < 255) ++steps->back().count;
       else steps->push_back({uint8_t(l), 1});
     }
@@ -366,7 +366,7 @@ Program without_task(const Program& p, int i) {
   if (!p.pct) {
     q.steps.clear();
     for (SchedStep s : p.steps) {
-      int j = s.task % (p.ntasks + 2);
+      int j = s.task % schedule_label_count(p);
       if (j == i) continue;
       s.task = uint8_t(j > i ? j - 1 : j);
       q.steps.push_back(s);
@@ -402,7 +402,7 @@ void pass_steps(Search& s) {
   // Adjacent steps of one task are one step.
   for (size_t i = 0; i + 1 < s.cur.steps.size() && !s.expired(); ++i) {
     const SchedStep &a = s.cur.steps[i], &b = s.cur.steps[i + 1];
-    if (a.task % (s.cur.ntasks + 2) != b.task % (s.cur.ntasks + 2) || a.count + b.count > 255) continue;
+    if (a.task % schedule_label_count(s.cur) != b.task % schedule_label_count(s.cur) || a.count + b.count > 255) continue;
     Program cand = s.cur;
     cand.steps[i].count = uint8_t(a.count + b.count);
     cand.steps.erase(cand.steps.begin() + long(i) + 1);
@@ -424,7 +424,7 @@ void pass_steps(Search& s) {
 // task. When an op cannot go alone, try it together with one point fewer in one step of its task.
 void pass_ops_with_steps(Search& s) {
   if (s.cur.pct) return;
-  const int labels = s.cur.ntasks + 2;
+  const int labels = schedule_label_count(s.cur);
   for (size_t i = s.cur.ops.size(); i-- > 0 && !s.expired();) {
     if (i >= s.cur.ops.size()) continue;
     bool done = false;

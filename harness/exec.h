@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 
+#include "cgslab/sim.h"
 #include "program.h"
 
 namespace cgslab::harness {
@@ -21,7 +22,10 @@ struct RunOptions {
   bool validate_each_op = true;                       // sim: validate() at quiescent op ends
   std::function<void(const std::string&)> trace;      // the executed interleaving and op notes
   void (*on_switch)(uint32_t edge) = nullptr;         // sim: interleaving coverage
-  std::function<void(int label)> on_decide;           // sim: each scheduling decision (sim.h)
+  std::function<void(const sim::Decision&)> on_decide;  // sim: each scheduling decision
+  // sim: when set, run the default schedule with these deviations (cgslab-prog explore) instead
+  // of the program's own schedule.
+  const std::vector<sim::Deviation>* explore = nullptr;
 };
 
 struct RunStats {

@@ -32,8 +32,13 @@ RunStats exec_sim(const Program& p, const RunOptions& opts) {
   g_task_by_sim_id.clear();
   World w(p, opts, kSim);
   sim::Policy pol;
-  pol.pct = p.pct;
-  for (const SchedStep& s : p.steps) pol.steps.push_back({s.task, s.count});
+  if (opts.explore) {
+    pol.explore = true;
+    pol.deviations = *opts.explore;
+  } else {
+    pol.pct = p.pct;
+    for (const SchedStep& s : p.steps) pol.steps.push_back({s.task, s.count});
+  }
   pol.seed = p.seed;
   pol.depth = p.depth;
   pol.labels = schedule_labels(p);

@@ -103,7 +103,7 @@ bool parse_name(const std::string& s, const char* const* names, size_t n, uint8_
 
 std::string label(const Program& p, uint8_t idx) {
   if (idx < p.ntasks) return "t" + std::to_string(idx);
-  return idx == p.ntasks ? "rcu" : "wq";
+  return idx == p.ntasks ? "rcu" : idx == p.ntasks + 1 ? "wq" : "main";
 }
 
 }  // namespace
@@ -190,7 +190,7 @@ std::vector<uint8_t> arg_domain(ArgKind k) {
 
 std::vector<std::string> schedule_labels(const Program& p) {
   std::vector<std::string> l;
-  for (uint8_t i = 0; i < p.ntasks + 2; ++i) l.push_back(label(p, i));
+  for (uint8_t i = 0; i < schedule_label_count(p); ++i) l.push_back(label(p, i));
   return l;
 }
 
@@ -218,7 +218,7 @@ Program decode(const uint8_t* data, size_t size, Dialect dialect) {
   } else {
     while (pos < size && p.steps.size() < kMaxSteps) {
       SchedStep s;
-      s.task = uint8_t(next() % (p.ntasks + 2));
+      s.task = uint8_t(next() % schedule_label_count(p));
       s.count = std::max<uint8_t>(1, next());
       p.steps.push_back(s);
     }

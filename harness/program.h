@@ -84,7 +84,7 @@ struct Op {
 };
 
 struct SchedStep {
-  uint8_t task = 0;   // schedule index: t0..t(n-1), then rcu, wq (modulo n + 2)
+  uint8_t task = 0;   // schedule index: t0..t(n-1), then rcu, wq, main (modulo n + 3)
   uint8_t count = 1;  // schedule points, >= 1
   bool operator==(const SchedStep&) const = default;
 };
@@ -124,8 +124,11 @@ std::vector<uint8_t> arg_domain(ArgKind k);
 // Convenience for perform functions: the value of op's i-th argument.
 inline uint64_t arg(const Op& op, int i) { return arg_value(op_info(op.kind).arg[i].kind, op.arg[i]); }
 
-// The schedule labels the sim scheduler matches task names against, in schedule-index order.
+// The schedule labels the sim scheduler matches task names against, in schedule-index order:
+// every task that can run after the policy starts has one (main, too: it runs the teardown), so
+// that any run's decisions are an explicit schedule.
 std::vector<std::string> schedule_labels(const Program& p);
+inline uint8_t schedule_label_count(const Program& p) { return uint8_t(p.ntasks + 3); }
 
 Program decode(const uint8_t* data, size_t size, Dialect dialect);
 std::vector<uint8_t> encode(const Program& p);

@@ -1,6 +1,7 @@
 // cgslab/sim.h: the public entry point of the sim backend (library cgslab_sim): run a function
 // as a set of deterministic tasks (fibers on the calling OS thread), scheduled at every schedule
-// point by an explicit step list or PCT, with trace and coverage hooks. A run is a pure function
+// point by an explicit step list, PCT or explore's deviations from the default schedule, with
+// trace and coverage hooks. A run is a pure function
 // of (program, policy); the trace hash proves it. Only code linked against cgslab_sim may call
 // these. Single-threaded by construction; not reentrant.
 #pragma once
@@ -17,9 +18,26 @@ struct Step {
   uint8_t count;  // schedule points to run it for (0 counts as 1)
 };
 
+// One scheduling decision: every schedule point, wait and task end after start_policy().
+struct Decision {
+  int label = -1;                 // the task chosen: its Policy::labels index; -1 when unlabelled (main)
+  bool current_runnable = false;  // the deciding task could have gone on: any other choice preempts it
+  uint32_t runnable = 0;          // bit i: the task labelled i could have been chosen
+};
+
+// At decision number `decision` (counted from 0 at start_policy()) run the task labelled `label`.
+struct Deviation {
+  uint32_t decision;
+  uint8_t label;
+  bool operator==(const Deviation&) const = default;
+};
+
 struct Policy {
-  bool pct = false;                 // else explicit
+  bool pct = false;                 // else explicit (or explore)
   std::vector<Step> steps;          // explicit: when they run out, the running task continues
+                                    // until it waits or ends, then the next task in id order
+  bool explore = false;             // the default schedule above with no steps, except at...
+  std::vector<Deviation> deviations;  // ...these decisions (ascending)
   uint64_t seed = 0;                // pct
   unsigned depth = 3;               // pct: d, so d-1 priority change points
   std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq")
@@ -29,11 +47,11 @@ struct Hooks {
   void (*on_switch)(uint32_t edge) = nullptr;        // interleaving coverage: one edge per switch
   std::function<void(const std::string&)> on_trace;  // one line per switch and wait
   std::function<void(const std::string&)> on_fail;   // deadlock/livelock; must not return
-  // Every scheduling decision after start_policy(), in order: the label index (Policy::labels) of
-  // the task chosen, -1 for a task with no label (main). Under an explicit schedule each decision
-  // consumes one point of the current step, so this sequence, run-length encoded, is the explicit
-  // schedule that replays the run (cgslab-prog minimize turns PCT schedules into it).
-  std::function<void(int label)> on_decide;
+  // Every scheduling decision after start_policy(), in order. Under an explicit schedule each
+  // decision consumes one point of the current step, so the chosen labels, run-length encoded, are
+  // the explicit schedule that replays the run (cgslab-prog minimize turns PCT schedules into it,
+  // cgslab-prog explore its failing schedules).
+  std::function<void(const Decision&)> on_decide;
 };
 
 struct Result {

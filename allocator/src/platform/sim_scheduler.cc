@@ -78,6 +78,8 @@ struct Sched {
   uint64_t rng = 0;
   std::vector<uint64_t> change_points;
   size_t next_cp = 0;
+  size_t next_dev = 0;       // explore: the next deviation to apply
+  uint32_t decisions = 0;    // decisions made since start_policy()
   int no_switch = 0;
   bool policy_started = false;
   bool repolled = false;  // waiters were re-polled and no progress event happened since
@@ -109,18 +111,29 @@ std::string describe_tasks() {
   return s;
 }
 
+// The policy has nothing to say at this decision: the running task may simply go on.
+bool quiet_step(const Sched& s) {
+  switch (s.pol.kind) {
+    case Policy::Kind::kExplicit: return s.step_index >= s.pol.steps.size();
+    case Policy::Kind::kPct:
+      return s.next_cp >= s.change_points.size() || s.res.steps < s.change_points[s.next_cp];
+    case Policy::Kind::kExplore: return true;  // its choice is the default; decide() applies deviations
+  }
+  return false;
+}
+
 SimTask* choose() {
   Sched& s = *g;
   SimTask* c = s.cur;
   // Fast path: nothing woke up, the running task can go on, and the policy has nothing to say
   // at this step (explicit schedule used up, or PCT with no change point now).
-  if (!s.dirty && c->state == SimTask::State::kReady && s.policy_started &&
-      (s.pol.kind == Policy::Kind::kExplicit ? s.step_index >= s.pol.steps.size()
-                                              : (s.next_cp >= s.change_points.size() ||
-                                                 s.res.steps < s.change_points[s.next_cp])))
-    return c;
+  if (!s.dirty && c->state == SimTask::State::kReady && s.policy_started && quiet_step(s)) return c;
   s.dirty = false;
-  if (s.pol.kind == Policy::Kind::kExplicit || !s.policy_started) {
+  if (s.pol.kind != Policy::Kind::kPct || !s.policy_started) {
+    // A choice that finds nobody to run consumes no step: the re-poll that follows chooses again,
+    // and a replay of the recorded decisions must find the same steps left.
+    const size_t step_index = s.step_index;
+    const unsigned step_used = s.step_used;
     while (s.policy_started && s.step_index < s.pol.steps.size()) {
       const ScheduleStep& e = s.pol.steps[s.step_index];
       SimTask* t = s.by_label.empty() ? nullptr : s.by_label[e.task % s.by_label.size()];
@@ -135,11 +148,16 @@ SimTask* choose() {
       s.step_used = 0;
     }
     if (runnable(c)) return c;
+    if (s.pol.kind == Policy::Kind::kExplore && s.policy_started)
+      for (auto& t : s.tasks)
+        if (t->service && runnable(t.get())) return t.get();
     size_t n = s.tasks.size();
     for (size_t k = 1; k <= n; ++k) {
       SimTask* t = s.tasks[(size_t(c->id) + k) % n].get();
       if (runnable(t)) return t;
     }
+    s.step_index = step_index;
+    s.step_used = step_used;
     return nullptr;
   }
   // Every change point reached (several may fall on one step) lowers the running task once more.
@@ -153,14 +171,32 @@ SimTask* choose() {
   return best;
 }
 
-// Reports a decision to Hooks::on_decide (only when set: choose() is the hot path).
-void decided(SimTask* n) {
+// Completes the decision of task c (at a point, a wait or its end) that choose() made as n:
+// applies explore's deviation due now, counts it, and reports it to Hooks::on_decide.
+SimTask* decide(SimTask* c, SimTask* n) {
   Sched& s = *g;
-  if (!s.hooks.on_decide || !s.policy_started || !n) return;
-  int label = -1;
-  for (size_t i = 0; i < s.by_label.size(); ++i)
-    if (s.by_label[i] == n) label = int(i);
-  s.hooks.on_decide(label);
+  if (!s.policy_started || !n) return n;
+  if (s.pol.kind == Policy::Kind::kExplore && s.next_dev < s.pol.deviations.size() &&
+      s.pol.deviations[s.next_dev].decision == s.decisions) {
+    const Deviation& d = s.pol.deviations[s.next_dev++];
+    SimTask* t = d.label < s.by_label.size() ? s.by_label[d.label] : nullptr;
+    if (!t || !runnable(t))
+      fail(strprintf("explore: at decision %u the schedule runs label %u, which cannot run there (a schedule "
+                     "derived from another run, or a run that is not deterministic); tasks:\n",
+                     s.decisions, unsigned(d.label)) +
+           describe_tasks());
+    n = t;
+  }
+  ++s.decisions;
+  if (!s.hooks.on_decide) return n;  // the hot path stops here
+  Decision d;
+  d.current_runnable = runnable(c);
+  for (size_t i = 0; i < s.by_label.size() && i < 32; ++i) {
+    if (s.by_label[i] == n) d.label = int(i);
+    if (s.by_label[i] && runnable(s.by_label[i])) d.runnable |= 1u << i;
+  }
+  s.hooks.on_decide(d);
+  return n;
 }
 
 void switch_to(SimTask* from, SimTask* to, bool exiting) {
@@ -197,7 +233,7 @@ void reschedule(SimTask* c) {
     n = choose();
   }
   if (!n) fail("deadlock: no task can run; tasks:\n" + describe_tasks());
-  decided(n);
+  n = decide(c, n);
   if (n != c) switch_to(c, n, false);
 }
 
@@ -226,7 +262,7 @@ void task_entry() {
     n = choose();
   }
   if (!n) fail("deadlock after task " + t->name + " ended; tasks:\n" + describe_tasks());
-  decided(n);
+  n = decide(t, n);
   switch_to(t, n, true);
   std::abort();  // a finished task is never resumed
 }

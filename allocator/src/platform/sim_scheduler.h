@@ -6,8 +6,13 @@
 //
 // Policies: explicit (a list of "run task T for N schedule points" steps, from fuzz input bytes;
 // when it runs out, the current task keeps running until it waits or ends, then the next task
-// in id order) and PCT (Burckhardt et al.: random task priorities from a seed, the highest-priority
-// runnable task runs, and at d-1 random steps the running task drops below all others).
+// in id order), PCT (Burckhardt et al.: random task priorities from a seed, the highest-priority
+// runnable task runs, and at d-1 random steps the running task drops below all others) and
+// explore (a default schedule, except at a few numbered decisions where a given task runs
+// instead: the unit of cgslab-prog explore's search). Explore's default is the explicit one's
+// fallback with the services first: when the running task waits or ends, a runnable service
+// (RCU, the work queue) runs before the next program task, the way the kernel's kthreads get the
+// CPU as soon as a caller blocks, so that a deviation is spent on the programs' tasks only.
 //
 // Waits: a waiting task is resumed only after a progress event since it last checked its
 // condition (an epoch counter), so a spinning wait costs one step, not a hang. Progress events are
@@ -36,13 +41,30 @@ struct ScheduleStep {
   uint8_t count;  // schedule points to run it for (0 counts as 1)
 };
 
+// One scheduling decision (every point, wait and task end after start_policy()), as
+// Hooks::on_decide reports it.
+struct Decision {
+  int label = -1;                 // the task chosen: its Policy::labels index; -1 when unlabelled (main)
+  bool current_runnable = false;  // the task at the decision could have gone on: any other choice
+                                  // is a preemption
+  uint32_t runnable = 0;          // bit i: the task labelled i could have been chosen
+};
+
+// explore: at decision number `decision` (counted from 0 at start_policy()), run task `label`.
+struct Deviation {
+  uint32_t decision;
+  uint8_t label;
+  bool operator==(const Deviation&) const = default;
+};
+
 struct Policy {
-  enum class Kind : uint8_t { kExplicit, kPct };
+  enum class Kind : uint8_t { kExplicit, kPct, kExplore };
   Kind kind = Kind::kExplicit;
   std::vector<ScheduleStep> steps;  // explicit
   uint64_t seed = 0;                // pct
   unsigned depth = 3;               // pct: d, so d-1 priority change points
   uint64_t pct_horizon = 2048;      // pct: change points are drawn from [1, horizon]
+  std::vector<Deviation> deviations;  // explore: ascending by decision
   uint64_t max_steps = 1u << 21;    // more schedule points than this: livelock
   std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq")
 };
@@ -51,7 +73,7 @@ struct Hooks {
   void (*on_switch)(uint32_t edge) = nullptr;             // interleaving coverage
   std::function<void(const std::string&)> on_trace;        // one line per switch and wait
   std::function<void(const std::string&)> on_fail;         // must not return; default: abort
-  std::function<void(int label)> on_decide;                // each decision after start_policy()
+  std::function<void(const Decision&)> on_decide;          // each decision after start_policy()
 };
 
 struct RunResult {
