@@ -6,15 +6,20 @@
 # or the sanitizer report kind and top allocator frames: `cgslab-prog minimize --signature-only`,
 # sim mode) deduplicates them; each unique crash is minimized (`cgslab-prog minimize`, bounded by
 # --minimize-time) and listed once with its reproduction rate, minimized size and the command that
-# replays it. Exit status: 0 iff no target crashed.
+# replays it. With --explore K, the corpus entries that the run added are then explored by
+# `cgslab-prog explore --delays K` (every schedule with at most K deviations from the default one,
+# sim targets only), within a second budget of --time seconds per target; a failing schedule is a
+# crash. Exit status: 0 iff no target crashed.
 #
 #   ci/fuzz.sh                         # every target, 60 s each
 #   ci/fuzz.sh --time 300 --target fuzz_lifecycle
 #   ci/fuzz.sh --jobs 2                # several targets: run two targets at a time
 #   ci/fuzz.sh --jobs 4 --target fuzz_lifecycle   # one target: libFuzzer -fork=4 (4 processes)
+#   ci/fuzz.sh --explore 1             # then explore each new corpus entry's schedules
 #
 # Corpus: $CGSLAB_FUZZ_CORPUS/<target> (default build/fuzz-corpus/<target>; cache it between CI
-# runs). Crashes: build/fuzz-artifacts/<target>/, minimized ones in build/fuzz-artifacts/<target>/min/.
+# runs). Crashes: build/fuzz-artifacts/<target>/, minimized ones in build/fuzz-artifacts/<target>/min/,
+# explore's failing schedules in build/fuzz-artifacts/<target>/explore/.
 # Reproduce one with
 #   build/fuzz/fuzz/fuzz_lifecycle <crash-file>        (or cgslab-prog replay --trace <crash-file>)
 set -uo pipefail
@@ -24,6 +29,7 @@ all_targets=(fuzz_lifecycle fuzz_api fuzz_threads)
 time_s=60
 jobs=1
 minimize_s=120
+explore_k=""
 targets=()
 usage() {
   cat >&2 <<USAGE
@@ -33,6 +39,8 @@ usage: ci/fuzz.sh [--time SECONDS] [--target NAME]... [--jobs N] [--minimize-tim
   --jobs N         with one --target: libFuzzer -fork=N (N fuzzing processes on that target);
                    with several targets: N targets fuzzed at the same time (default 1)
   --minimize-time SECONDS  budget of cgslab-prog minimize per unique crash (default 120)
+  --explore K      then run cgslab-prog explore --delays K (0..8) on each corpus entry the run
+                   added, for at most --time seconds per target (fuzz_lifecycle, fuzz_api)
 USAGE
   exit 2
 }
@@ -41,6 +49,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --time needs a positive number of seconds" >&2; usage; }; time_s=$2; shift 2 ;;
     --jobs) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --jobs needs a positive number" >&2; usage; }; jobs=$2; shift 2 ;;
+    --explore) [ $# -ge 2 ] && [[ "$2" =~ ^[0-8]$ ]] || { echo "ci/fuzz.sh: --explore needs a bound in 0..8" >&2; usage; }; explore_k=$2; shift 2 ;;
     --minimize-time) [ $# -ge 2 ] && is_uint "$2" || { echo "ci/fuzz.sh: --minimize-time needs a positive number of seconds" >&2; usage; }; minimize_s=$2; shift 2 ;;
     --target)
       [ $# -ge 2 ] || usage
@@ -105,9 +114,29 @@ fuzz_one() {
     echo "ci/fuzz.sh: $t -merge=1 failed (exit $?); see $work/merge.log" >&2
   after=$(find "$corpus" -type f | wc -l)
   echo $((after - before)) >"$work/new_files"
+  [ -n "$explore_k" ] && [ "$t" != fuzz_threads ] && explore_new "$t" "$dialect" "$work" "$corpus" "$art"
   # Decode every crash found in this run next to it.
   find "$art" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' | while read -r c; do
     cgslab_bounded 60 "cgslab-prog decode $c" "$prog" decode --dialect "$dialect" "$c" >"$c.txt" 2>&1
+  done
+}
+
+# Explores the schedules of each corpus entry added by this run, within time_s seconds in all; one
+# line per entry in $work/explore.tsv: file, explore's exit status, its verdict line.
+explore_new() {
+  local t=$1 dialect=$2 work=$3 corpus=$4 art=$5 deadline left f out rc
+  deadline=$(( $(date +%s) + time_s ))
+  mkdir -p "$art/explore"
+  : >"$work/explore.tsv"
+  # Smallest first: a short program's schedules are explored in full soonest.
+  for f in $(find "$corpus" -type f -newer "$work/start" -printf '%s %p\n' | sort -n -k1,1 -k2 | cut -d' ' -f2-); do
+    left=$(( deadline - $(date +%s) ))
+    if [ $left -le 0 ]; then printf '%s\t-\tnot explored: out of budget\n' "$f" >>"$work/explore.tsv"; continue; fi
+    out=$(cgslab_bounded $((left + 120)) "cgslab-prog explore $f" "$prog" explore --dialect "$dialect"       --delays "$explore_k" --time-limit "$left" --out "$art/explore/$(basename "$f")" "$f"       2>"$art/explore/$(basename "$f").log")
+    rc=$?
+    printf '%s\n' "$out" >>"$art/explore/$(basename "$f").log"
+    printf '%s\t%s\t%s\n' "$f" "$rc" "$(printf '%s\n' "$out" | grep -m1 -E ': (PASS|INCOMPLETE|FAIL|ERROR): ' |
+      sed 's/^explore [^:]*: //')" >>"$work/explore.tsv"
   done
 }
 
@@ -150,6 +179,27 @@ for t in "${targets[@]}"; do
     done
   fi
 done
+
+if [ -n "$explore_k" ]; then
+  echo
+  echo "=== explore: schedules of the new corpus entries, at most $explore_k delays, ${time_s}s per target ==="
+  for t in "${targets[@]}"; do
+    tsv=build/fuzz-work/$t/explore.tsv
+    [ -f "$tsv" ] || continue
+    n=$(grep -c . "$tsv"); pass=$(grep -c $'\tPASS: ' "$tsv"); inc=$(grep -c $'\tINCOMPLETE: ' "$tsv")
+    skip=$(grep -c $'\tnot explored' "$tsv")
+    echo "$t: $n new entries: $pass explored in full, $inc stopped by the budget, $skip not reached"
+    while IFS=$'\t' read -r f rc verdict; do
+      case $verdict in
+        PASS:*|INCOMPLETE:*|"not explored"*) ;;
+        *) status=1
+           echo "    $f: ${verdict:-exit status $rc}"
+           echo "      failing schedule: build/fuzz-artifacts/$t/explore/$(basename "$f").txt (log: .log next to it)"
+           echo "      reproduce: ${CGSLAB_DEFECT:+CGSLAB_DEFECT=$CGSLAB_DEFECT }$prog replay --trace build/fuzz-artifacts/$t/explore/$(basename "$f").txt" ;;
+      esac
+    done <"$tsv"
+  done
+fi
 
 # Triage: one line of signature per crash file (sim mode, 3 runs), then each unique signature
 # minimized once. fuzz_threads runs on real threads: its crashes are tried in sim mode too, and one
