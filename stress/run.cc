@@ -268,11 +268,16 @@ bool Run::rss_verdict(std::string* why) {
     rss_json_ = buf;
     return true;
   }
-  // Windows of a fifth of the samples after warm-up (at least 3): RSS swings with the slab
-  // footprint of the moment (under TSan by tens of MiB), and one window's median must not be
-  // one unlucky sample.
+  // Windows of a fifth of the samples after warm-up (at least 3), so that no single sample
+  // decides. The baseline is the highest window median of the first half: memory swings with
+  // the slab footprint of the moment, in steps that last minutes (a TSan run's live memory went
+  // 36 -> 64 -> 45 MiB with no leak), so the end is compared with the range the run already
+  // held, not with whichever window came first. A leak grows the end past that range by its
+  // rate times half the run.
   size_t win = std::max<size_t>(3, (n - first) / 5);
+  size_t half_end = std::max(std::min(n, first + win), first + (n - first) / 2);
   double base = median_of(r, first, std::min(n, first + win));
+  for (size_t i = first + 1; i + win <= half_end; ++i) base = std::max(base, median_of(r, i, i + win));
   double fin = median_of(r, n - std::min(win, n - first), n);
   double peak = *std::max_element(r.begin() + long(first), r.end());
   double growth = base > 0 ? (fin - base) / base * 100 : 0;
@@ -288,9 +293,10 @@ bool Run::rss_verdict(std::string* why) {
   rss_json_ = buf;
   if (!ok && why) {
     std::snprintf(buf, sizeof buf,
-                  "%s grew %.1f%% after warm-up (%.1f MiB at %.0f s -> %.1f MiB at the end), more than "
-                  "--max-rss-growth %.1f%% and --rss-slack-mb %.1f: a leak?",
-                  opt_.judge_memory == "live" ? "live memory (malloc'd + mapped)" : "RSS", growth, base, opt_.warmup_s, fin, opt_.max_rss_growth_pct, opt_.rss_slack_mb);
+                  "%s grew %.1f%% after warm-up (%.1f MiB, the highest level of the first half after %.0f s "
+                  "-> %.1f MiB at the end), more than --max-rss-growth %.1f%% and --rss-slack-mb %.1f: a leak?",
+                  opt_.judge_memory == "live" ? "live memory (malloc'd + mapped)" : "RSS", growth, base,
+                  opt_.warmup_s, fin, opt_.max_rss_growth_pct, opt_.rss_slack_mb);
     *why = buf;
   }
   return ok;

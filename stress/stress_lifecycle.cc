@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -350,6 +351,16 @@ void World::worker(unsigned w) {
         char* b = static_cast<char*>(st.mine[0].p) + (st.mine[0].rcu ? 8 : 0);
         *b = char(*b ^ 1);
         self_test_done = true;
+      } else if (cfg.self_test == "leak-memory") {
+        // 8 MiB per second of the run, touched, kept reachable (a leak LeakSanitizer cannot
+        // see, the kind only the memory verdict catches).
+        static std::vector<std::unique_ptr<char[]>> leaked;
+        static size_t leaked_bytes = 0;
+        while (leaked_bytes < size_t(run.elapsed() * 8) << 20) {
+          leaked.emplace_back(new char[1 << 20]);
+          std::memset(leaked.back().get(), 1, 1 << 20);
+          leaked_bytes += 1 << 20;
+        }
       } else if (cfg.self_test == "hang") {
         q.doing(qid, "self-test hang (never reaches a quiescent point)");
         while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -944,13 +955,14 @@ int main_impl(int argc, char** argv) {
                "  --live N             objects each worker keeps at most (default 512)\n"
                "  --cgroups N          churned cgroups alive at most (default 24)\n"
                "  --lo-limit-kb K      limit of /lo, the cgroup under constant reclaim (default 3072)\n"
-               "  --self-test D        inject defect D (corrupt-object, hang, leak-object): must FAIL\n"
+               "  --self-test D        inject defect D (corrupt-object, hang, leak-object, leak-memory):\n"
+               "                       must FAIL (leak-memory with --max-rss-growth)\n"
                "  (threads: --threads workers + a cgroup churner + a cache churner)\n");
   ap.add("--self-test", [&](const std::string& v) {
     cfg.self_test = v;
-    return v == "corrupt-object" || v == "hang" || v == "leak-object"
+    return v == "corrupt-object" || v == "hang" || v == "leak-object" || v == "leak-memory"
                ? std::string()
-               : "'" + v + "' is not one of corrupt-object, hang, leak-object";
+               : "'" + v + "' is not one of corrupt-object, hang, leak-object, leak-memory";
   });
   ap.add("--live", [&](const std::string& v) { return parse_uint(v, 16, 1 << 20, &cfg.live); });
   ap.add("--cgroups", [&](const std::string& v) { return parse_uint(v, 0, 4096, &cfg.max_cgroups); });
