@@ -194,6 +194,7 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
     return 1;
   }
   Shared* sh = static_cast<Shared*>(m);
+  const Clock::time_point t0 = Clock::now();
   std::fflush(stdout);
   std::fflush(stderr);
   pid_t pid = fork();
@@ -234,9 +235,10 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
     status = 1;
   } else {
     status = 1;
-    std::printf("explore %s: FAIL: run %" PRIu64 " (cost %u: %u deviation%s from the default schedule) %s\n",
+    std::printf("explore %s: FAIL: run %" PRIu64 " (cost %u: %u deviation%s from the default schedule) %s "
+                "after %.1f s\n",
                 name.c_str(), sh->runs + 1, sh->cost, sh->ndev, sh->ndev == 1 ? "" : "s",
-                describe_exit(e).c_str());
+                describe_exit(e).c_str(), seconds_since(t0));
     std::string devs;
     auto labels = schedule_labels(p);
     for (uint32_t i = 0; i < std::min<uint32_t>(sh->ndev, kMaxShownDeviations); ++i)
