@@ -9,6 +9,8 @@
 #   fuzz_lifecycle, fuzz_api exec/s   fuzz preset (ASan+UBSan), -max_len=600, the dictionary, the
 #                                     seeds of ci/fuzz.sh
 #   fuzz_threads exec/s               fuzz-tsan preset (TSan, real threads), same flags
+#   fuzz_lifecycle -fork=2 exec/s     two workers on the two cores (ci/fuzz.sh --jobs 2 --target ...),
+#                                     the total of both (libFuzzer's last fork-mode status line)
 #   replay ms                         release cgslab-prog replay --repeat 1000 of the 64-op, 4-task
 #                                     seed corpus/fuzz_lifecycle/mix64_explicit_0.txt (median of rounds)
 #   explore                           release cgslab-prog explore --delays 1 and --delays 2 of that
@@ -57,7 +59,11 @@ exec_per_s() {
       -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="$dict" -print_final_stats=1 \
       -artifact_prefix="$work/" >"$work/$t.log" 2>&1 ||
       { echo "fuzz_speed.sh: $t exited with status $? (log: below)" >&2; tail -20 "$work/$t.log" >&2; exit 1; }
-    grep -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' >>"$work/$t.eps"
+    if grep -q 'stat::average_exec_per_sec' "$work/$t.log"; then
+      grep -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' | tail -1 >>"$work/$t.eps"
+    else  # fork mode prints no final stats; its last status line has the total
+      grep -oE 'exec/s:? [0-9]+' "$work/$t.log" | tail -1 | grep -o '[0-9]*$' >>"$work/$t.eps"
+    fi
   done
   fig[$t]=$(median <"$work/$t.eps")
   fig[$t.range]=$(range <"$work/$t.eps")
@@ -66,6 +72,8 @@ exec_per_s() {
 echo "=== fuzzing: $rounds rounds of ${time_s}s per target ==="
 exec_per_s fuzz_lifecycle build/fuzz/fuzz/fuzz_lifecycle build/fuzz/fuzz/fuzz_lifecycle.dict \
   build/fuzz/corpus/fuzz_lifecycle build/fuzz/corpus/regressions
+exec_per_s fuzz_lifecycle_fork2 build/fuzz/fuzz/fuzz_lifecycle build/fuzz/fuzz/fuzz_lifecycle.dict \
+  build/fuzz/corpus/fuzz_lifecycle build/fuzz/corpus/regressions -fork=2
 exec_per_s fuzz_api build/fuzz/fuzz/fuzz_api build/fuzz/fuzz/fuzz_api.dict build/fuzz/corpus/fuzz_api
 exec_per_s fuzz_threads build/fuzz-tsan/fuzz/fuzz_threads build/fuzz/fuzz/fuzz_threads.dict \
   build/fuzz/corpus/fuzz_lifecycle build/fuzz/corpus/regressions
@@ -103,6 +111,7 @@ verdict() {  # measured target higher_is_better
   echo "| figure | measured (median, range) | target | verdict |"
   echo "|---|---|---|---|"
   echo "| fuzz_lifecycle exec/s (ASan+UBSan, one core) | ${fig[fuzz_lifecycle]} (${fig[fuzz_lifecycle.range]}) | 5,000 | $(verdict "${fig[fuzz_lifecycle]}" 5000 1) |"
+  echo "| fuzz_lifecycle -fork=2 exec/s (2 workers, total) | ${fig[fuzz_lifecycle_fork2]} (${fig[fuzz_lifecycle_fork2.range]}) | - | - |"
   echo "| fuzz_api exec/s (ASan+UBSan, one core) | ${fig[fuzz_api]} (${fig[fuzz_api.range]}) | - | - |"
   echo "| fuzz_threads exec/s (TSan) | ${fig[fuzz_threads]} (${fig[fuzz_threads.range]}) | 1,000 | $(verdict "${fig[fuzz_threads]}" 1000 1) |"
   echo "| replay of a 64-op 4-task seed, ms (release) | ${fig[replay]} (${fig[replay.range]}) | 0.15 | $(verdict "${fig[replay]}" 0.15 0) |"
