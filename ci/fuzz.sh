@@ -132,7 +132,8 @@ explore_new() {
   for f in $(find "$corpus" -type f -newer "$work/start" -printf '%s %p\n' | sort -n -k1,1 -k2 | cut -d' ' -f2-); do
     left=$(( deadline - $(date +%s) ))
     if [ $left -le 0 ]; then printf '%s\t-\tnot explored: out of budget\n' "$f" >>"$work/explore.tsv"; continue; fi
-    out=$(cgslab_bounded $((left + 120)) "cgslab-prog explore $f" "$prog" explore --dialect "$dialect"       --delays "$explore_k" --time-limit "$left" --out "$art/explore/$(basename "$f")" "$f"       2>"$art/explore/$(basename "$f").log")
+    # explore's own bound: the walk (--time-limit + 60 s) and the check of a failing schedule (120 s).
+    out=$(cgslab_bounded $((left + 240)) "cgslab-prog explore $f" "$prog" explore --dialect "$dialect"       --delays "$explore_k" --time-limit "$left" --out "$art/explore/$(basename "$f")" "$f"       2>"$art/explore/$(basename "$f").log")
     rc=$?
     printf '%s\n' "$out" >>"$art/explore/$(basename "$f").log"
     printf '%s\t%s\t%s\n' "$f" "$rc" "$(printf '%s\n' "$out" | grep -m1 -E ': (PASS|INCOMPLETE|FAIL|ERROR): ' |
@@ -192,10 +193,13 @@ if [ -n "$explore_k" ]; then
     while IFS=$'\t' read -r f rc verdict; do
       case $verdict in
         PASS:*|INCOMPLETE:*|"not explored"*) ;;
-        *) status=1
-           echo "    $f: ${verdict:-exit status $rc}"
+        FAIL:*) status=1
+           echo "    $f: $verdict"
            echo "      failing schedule: build/fuzz-artifacts/$t/explore/$(basename "$f").txt (log: .log next to it)"
            echo "      reproduce: ${CGSLAB_DEFECT:+CGSLAB_DEFECT=$CGSLAB_DEFECT }$prog replay --trace build/fuzz-artifacts/$t/explore/$(basename "$f").txt" ;;
+        *) status=1
+           echo "    $f: ${verdict:-explore exited with status $rc and no verdict}"
+           echo "      log: build/fuzz-artifacts/$t/explore/$(basename "$f").log" ;;
       esac
     done <"$tsv"
   done

@@ -27,7 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr unsigned kMaxBound = 8;
 constexpr size_t kMaxShownDeviations = 64;
-constexpr size_t kDecisionCap = size_t(1) << 21;  // the scheduler's livelock bound
+// The scheduler's livelock bound (a livelocked run's decisions are cut short here; they would not
+// fit an explicit schedule anyway).
+constexpr size_t kDecisionCap = size_t(1) << 21;
 
 // What the walking child leaves for the parent, in a MAP_SHARED mapping made before the fork: it
 // outlives the child's abort. The child writes, the parent reads only after the child is gone.
@@ -56,7 +58,7 @@ class Walker {
   // 0: every bound done; 3: a limit stopped the walk; 4: the program is not deterministic.
   int walk_all() {
     for (unsigned b = 0; b <= o_.bound; ++b) {
-      walk(0, 0, b);
+      walk(0, 0, b, nullptr);
       if (status_) return status_;
       sh_->seconds[b] = seconds_since(t0_);
       sh_->bounds_done = b + 1;
@@ -88,19 +90,24 @@ class Walker {
   }
 
   // Runs the schedule devs_ (at cost `cost` so far) and walks its children whose cost is <= bound.
-  void walk(size_t from_decision, unsigned cost, unsigned bound) {
+  // parent: the decisions of the run this schedule was derived from (it deviates at from-1).
+  void walk(size_t from_decision, unsigned cost, unsigned bound, const std::vector<sim::Decision>* parent) {
     if (sh_->runs >= o_.max_schedules || Clock::now() >= deadline_) {
       status_ = 3;
       return;
     }
     std::vector<sim::Decision> d = run_once(cost);
     if (cost == bound) ++sh_->fresh[bound];
-    for (const sim::Deviation& v : devs_)
-      if (v.decision >= d.size() || d[v.decision].label != int(v.label)) {
-        std::fprintf(stderr, "cgslab-prog explore: a re-run did not take the decisions of the run it came from\n");
-        status_ = 4;
-        return;
-      }
+    // A deterministic run repeats its parent's decisions up to the deviation, runnable sets and all.
+    bool same = d.size() >= from_decision;
+    for (size_t j = 0; same && parent && j + 1 < from_decision; ++j)
+      same = d[j].label == (*parent)[j].label && d[j].runnable == (*parent)[j].runnable;
+    if (!same || (from_decision > 0 && d[from_decision - 1].label != int(devs_.back().label))) {
+      std::fprintf(stderr, "cgslab-prog explore: a re-run did not repeat the decisions of the run it came from: "
+                           "the program's runs are not deterministic\n");
+      status_ = 4;
+      return;
+    }
     for (size_t j = from_decision; j < d.size(); ++j) {
       const unsigned c = cost + (d[j].current_runnable || o_.delays ? 1 : 0);
       if (c > bound) continue;
@@ -108,7 +115,7 @@ class Walker {
         const int a = __builtin_ctz(m);
         if (a == d[j].label) continue;
         devs_.push_back({uint32_t(j), uint8_t(a)});
-        walk(j + 1, c, bound);
+        walk(j + 1, c, bound, &d);
         devs_.pop_back();
         if (status_) return;
       }
@@ -124,6 +131,7 @@ class Walker {
 };
 
 struct Exit {
+  bool error = false;  // waitpid failed: the status means nothing
   bool timed_out = false;
   int status = 0;
 };
@@ -135,7 +143,11 @@ Exit wait_bounded(pid_t pid, double bound_s) {
   auto nap = std::chrono::microseconds(500);
   for (;;) {
     pid_t w = waitpid(pid, &e.status, WNOHANG);
-    if (w == pid || (w < 0 && errno != EINTR)) return e;
+    if (w == pid) return e;
+    if (w < 0 && errno != EINTR) {
+      e.error = true;
+      return e;
+    }
     if (Clock::now() >= deadline) {
       kill(pid, SIGKILL);  // ours and unreaped: the pid cannot have been reused
       while (waitpid(pid, &e.status, 0) < 0 && errno == EINTR) {
@@ -149,6 +161,7 @@ Exit wait_bounded(pid_t pid, double bound_s) {
 }
 
 std::string describe_exit(const Exit& e) {
+  if (e.error) return std::string("lost (waitpid: ") + std::strerror(errno) + ")";
   if (e.timed_out) return "killed after its time bound";
   if (WIFSIGNALED(e.status)) return std::string("killed by signal ") + strsignal(WTERMSIG(e.status));
   return "exit status " + std::to_string(WEXITSTATUS(e.status));
@@ -194,6 +207,10 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
     return 1;
   }
   Shared* sh = static_cast<Shared*>(m);
+  struct Unmap {
+    void* m;
+    ~Unmap() { munmap(m, sizeof(Shared)); }
+  } unmap{m};
   const Clock::time_point t0 = Clock::now();
   std::fflush(stdout);
   std::fflush(stderr);
@@ -211,10 +228,18 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
   // One run is bounded by the scheduler's livelock detection; a minute more than the budget is
   // room for the longest, and past that the child is stuck somewhere no oracle sees.
   Exit e = wait_bounded(pid, o.time_limit_s + 60);
-  const bool clean_exit = !e.timed_out && WIFEXITED(e.status);
+  const bool clean_exit = !e.error && !e.timed_out && WIFEXITED(e.status);
   const int rc = clean_exit ? WEXITSTATUS(e.status) : -1;
+  // Only our bound sends SIGKILL: another sender (the OOM killer) is no finding of the program's.
+  const bool killed_outside = !e.error && !e.timed_out && WIFSIGNALED(e.status) && WTERMSIG(e.status) == SIGKILL;
+  const char* no_validate = o.validate_each_op ? "" : " --no-validate";
   int status = 0;
-  if (rc == 0) {
+  if (e.error || killed_outside) {
+    std::printf("explore %s: ERROR: the walk was %s after %" PRIu64 " runs\n", name.c_str(),
+                killed_outside ? "killed by SIGKILL from outside (the OOM killer?)" : describe_exit(e).c_str(),
+                sh->runs);
+    status = 1;
+  } else if (rc == 0) {
     std::printf("explore %s: PASS: all %" PRIu64 " schedules with at most %u %s%s, no failure (%.1f s)\n",
                 name.c_str(), [&] {
                   uint64_t n = 0;
@@ -223,9 +248,11 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
                 }(),
                 o.bound, unit, units, sh->seconds[o.bound]);
   } else if (rc == 3) {
-    std::printf("explore %s: INCOMPLETE: stopped by a limit after %" PRIu64
-                " runs; bounds 0..%d complete, bound %u has %" PRIu64 " schedules so far; no failure\n",
-                name.c_str(), sh->runs, int(sh->bounds_done) - 1, sh->bounds_done, sh->fresh[sh->bounds_done]);
+    std::string done = sh->bounds_done == 0 ? std::string("no bound complete")
+                                            : "bounds 0.." + std::to_string(sh->bounds_done - 1) + " complete";
+    std::printf("explore %s: INCOMPLETE: stopped by a limit after %" PRIu64 " runs; %s, bound %u has %" PRIu64
+                " schedules so far; no failure\n",
+                name.c_str(), sh->runs, done.c_str(), sh->bounds_done, sh->fresh[sh->bounds_done]);
   } else if (rc == 4 || (clean_exit && rc != 1)) {
     std::printf("explore %s: ERROR: the walk ended with %s\n", name.c_str(), describe_exit(e).c_str());
     status = 1;
@@ -270,15 +297,17 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
         dup2(devnull, 1);
         dup2(devnull, 2);
       }
-      exec_sim(q, RunOptions{});
+      RunOptions ro;
+      ro.validate_each_op = o.validate_each_op;  // validate() takes locks: part of the schedule
+      exec_sim(q, ro);
       _exit(0);
     }
     Exit re = r > 0 ? wait_bounded(r, 120) : Exit{};
-    const bool fails = r > 0 && !re.timed_out && !(WIFEXITED(re.status) && WEXITSTATUS(re.status) == 0);
-    std::printf("  replayed from %s: %s (%s); reproduce with: cgslab-prog replay %s\n", out.c_str(),
-                fails ? "fails" : "DOES NOT FAIL", r > 0 ? describe_exit(re).c_str() : "fork failed", out.c_str());
+    const bool fails = r > 0 && !re.error && !re.timed_out && !(WIFEXITED(re.status) && WEXITSTATUS(re.status) == 0);
+    std::printf("  replayed from %s: %s (%s); reproduce with: cgslab-prog replay%s %s\n", out.c_str(),
+                fails ? "fails" : "DOES NOT FAIL", r > 0 ? describe_exit(re).c_str() : "fork failed", no_validate,
+                out.c_str());
   }
-  munmap(m, sizeof(Shared));
   return status;
 }
 

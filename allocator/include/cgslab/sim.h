@@ -40,7 +40,7 @@ struct Policy {
   std::vector<Deviation> deviations;  // ...these decisions (ascending)
   uint64_t seed = 0;                // pct
   unsigned depth = 3;               // pct: d, so d-1 priority change points
-  std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq")
+  std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq", "main")
 };
 
 struct Hooks {

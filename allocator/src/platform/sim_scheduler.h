@@ -66,7 +66,7 @@ struct Policy {
   uint64_t pct_horizon = 2048;      // pct: change points are drawn from [1, horizon]
   std::vector<Deviation> deviations;  // explore: ascending by decision
   uint64_t max_steps = 1u << 21;    // more schedule points than this: livelock
-  std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq")
+  std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq", "main")
 };
 
 struct Hooks {
