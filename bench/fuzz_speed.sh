@@ -10,7 +10,8 @@
 #                                     seeds of ci/fuzz.sh
 #   fuzz_threads exec/s               fuzz-tsan preset (TSan, real threads), same flags
 #   fuzz_lifecycle -fork=2 exec/s     two workers on the two cores (ci/fuzz.sh --jobs 2 --target ...),
-#                                     the total of both (libFuzzer's last fork-mode status line)
+#                                     the total of both: inputs / seconds of the last fork-mode
+#                                     status line (its own exec/s field is not the total)
 #   replay ms                         release cgslab-prog replay --repeat 1000 of the 64-op, 4-task
 #                                     seed corpus/fuzz_lifecycle/mix64_explicit_0.txt (median of rounds)
 #   explore                           release cgslab-prog explore --delays 1 and --delays 2 of that
@@ -61,8 +62,9 @@ exec_per_s() {
       { echo "fuzz_speed.sh: $t exited with status $? (log: below)" >&2; tail -20 "$work/$t.log" >&2; exit 1; }
     if grep -q 'stat::average_exec_per_sec' "$work/$t.log"; then
       grep -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' | tail -1 >>"$work/$t.eps"
-    else  # fork mode prints no final stats; its last status line has the total
-      grep -oE 'exec/s:? [0-9]+' "$work/$t.log" | tail -1 | grep -o '[0-9]*$' >>"$work/$t.eps"
+    else  # fork mode: no final stats, and its status line's exec/s is not the total: inputs / time
+      grep -E '^#[0-9]+: .* time: [0-9]+s' "$work/$t.log" | tail -1 |
+        sed -E 's/^#([0-9]+):.* time: ([0-9]+)s.*/\1 \2/' | awk '$2 > 0 { printf "%d\n", $1 / $2 }' >>"$work/$t.eps"
     fi
   done
   fig[$t]=$(median <"$work/$t.eps")

@@ -159,8 +159,11 @@ for t in "${targets[@]}"; do
   work=build/fuzz-work/$t; log=$work/log
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  # Fork mode prints no final stats: its last status line has the totals.
+  # Fork mode prints no final stats: its last status line has the total inputs and seconds (its
+  # exec/s field is not the total).
   [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+  [ -z "$eps" ] && eps=$(grep -E '^#[0-9]+: .* time: [0-9]+s' "$log" | tail -1 |
+    sed -E 's/^#([0-9]+):.* time: ([0-9]+)s.*/\1 \2/' | awk '$2 > 0 { printf "%d", $1 / $2 }')
   [ -z "$eps" ] && eps=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
