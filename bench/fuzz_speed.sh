@@ -36,6 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 source ci/env.sh
+source ci/libfuzzer_stats.sh
 seed=corpus/fuzz_lifecycle/mix64_explicit_0.txt
 
 echo "=== building the fuzz, fuzz-tsan and release presets ==="
@@ -60,12 +61,8 @@ exec_per_s() {
       -max_len=600 -timeout=30 -rss_limit_mb=4096 -dict="$dict" -print_final_stats=1 \
       -artifact_prefix="$work/" >"$work/$t.log" 2>&1 ||
       { echo "fuzz_speed.sh: $t exited with status $? (log: below)" >&2; tail -20 "$work/$t.log" >&2; exit 1; }
-    if grep -q 'stat::average_exec_per_sec' "$work/$t.log"; then
-      grep -o 'stat::average_exec_per_sec: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' | tail -1 >>"$work/$t.eps"
-    else  # fork mode: no final stats, and its status line's exec/s is not the total: inputs / time
-      grep -E '^#[0-9]+: .* time: [0-9]+s' "$work/$t.log" | tail -1 |
-        sed -E 's/^#([0-9]+):.* time: ([0-9]+)s.*/\1 \2/' | awk '$2 > 0 { printf "%d\n", $1 / $2 }' >>"$work/$t.eps"
-    fi
+    v=$(lf_exec_per_s "$work/$t.log")
+    [ -n "$v" ] && echo "$v" >>"$work/$t.eps"
   done
   fig[$t]=$(median <"$work/$t.eps")
   fig[$t.range]=$(range <"$work/$t.eps")

@@ -36,6 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 source ci/env.sh
+source ci/libfuzzer_stats.sh
 command -v unzip >/dev/null || { echo "ci/cflite_test.sh: unzip not found (ci/install-deps.sh installs it)" >&2; exit 1; }
 
 mkdir -p "$dir"
@@ -130,7 +131,7 @@ for f in fuzz_lifecycle fuzz_api; do
      "./$f" -max_len=600 -dict="$f.dict" -seed=1 -runs=$nruns -max_total_time="$time_s" \
      -timeout=30 -print_final_stats=1 -artifact_prefix="$art/" "$corpus") >"$log" 2>&1
   rc=$?
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  runs=$(lf_runs "$log")
   check "$f runs on its seeds, then mutates (-seed=1), exit $rc, ${runs:-?} executions (log $log)" $rc
   [ $rc -eq 0 ] || { grep -m1 -A8 -E "FAILURE|ERROR:|runtime error" "$log"; ls "$art"; }
   grep -q "INITED" "$log"; check "$f read its seed corpus (INITED)" $?

@@ -67,6 +67,7 @@ fork=0
 if [ ${#targets[@]} -eq 1 ] && [ "$jobs" -gt 1 ]; then fork=$jobs; jobs=1; fi
 
 source ci/env.sh
+source ci/libfuzzer_stats.sh
 cgslab_bounded 1800 "ci/install-deps.sh" ci/install-deps.sh >/dev/null
 
 need_tsan=0
@@ -157,14 +158,8 @@ echo "=== ci/fuzz.sh: ${time_s}s per target, $(( $(date +%s) - start ))s total =
 printf '%-16s %10s %8s %8s %8s %6s  %s\n' target runs exec/s cov ft new crashes
 for t in "${targets[@]}"; do
   work=build/fuzz-work/$t; log=$work/log
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  eps=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  # Fork mode prints no final stats: its last status line has the total inputs and seconds (its
-  # exec/s field is not the total).
-  [ -z "$runs" ] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
-  [ -z "$eps" ] && eps=$(grep -E '^#[0-9]+: .* time: [0-9]+s' "$log" | tail -1 |
-    sed -E 's/^#([0-9]+):.* time: ([0-9]+)s.*/\1 \2/' | awk '$2 > 0 { printf "%d", $1 / $2 }')
-  [ -z "$eps" ] && eps=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$')
+  runs=$(lf_runs "$log")
+  eps=$(lf_exec_per_s "$log")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   crashes=$(find "build/fuzz-artifacts/$t" -maxdepth 1 -type f -newer "$work/start" ! -name '*.txt' 2>/dev/null)

@@ -35,6 +35,7 @@
 #include "exec.h"
 #include "explore.h"
 #include "minimize.h"
+#include "tool_support.h"
 
 using namespace cgslab::harness;
 
@@ -128,14 +129,6 @@ int main(int argc, char** argv) {
   long repeat = 1;
   ExploreOptions xo;
   std::vector<std::string> files;
-  auto number = [](const char* s, double lo, double hi, double* out) {
-    char* end = nullptr;
-    errno = 0;
-    double v = std::strtod(s, &end);
-    if (!*s || *end || errno || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-  };
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--dialect" && i + 1 < argc) {
@@ -157,20 +150,20 @@ int main(int argc, char** argv) {
       if (*end || repeat < 1 || repeat > 1000) return usage("--repeat takes a number in 1..1000");
     } else if (a == "--preemptions" && i + 1 < argc) {
       double v;
-      if (!number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--preemptions takes a whole number in 0..8");
+      if (!parse_number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--preemptions takes a whole number in 0..8");
       xo.bound = unsigned(v);
       xo.delays = false;
     } else if (a == "--delays" && i + 1 < argc) {
       double v;
-      if (!number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--delays takes a whole number in 0..8");
+      if (!parse_number(argv[++i], 0, 8, &v) || v != unsigned(v)) return usage("--delays takes a whole number in 0..8");
       xo.bound = unsigned(v);
       xo.delays = true;
     } else if (a == "--max-schedules" && i + 1 < argc) {
       double v;
-      if (!number(argv[++i], 1, 1e15, &v) || v != uint64_t(v)) return usage("--max-schedules takes a whole number >= 1");
+      if (!parse_number(argv[++i], 1, 1e15, &v) || v != uint64_t(v)) return usage("--max-schedules takes a whole number >= 1");
       xo.max_schedules = uint64_t(v);
     } else if (a == "--time-limit" && i + 1 < argc) {
-      if (!number(argv[++i], 0.1, 86400, &xo.time_limit_s)) return usage("--time-limit takes seconds in 0.1..86400");
+      if (!parse_number(argv[++i], 0.1, 86400, &xo.time_limit_s)) return usage("--time-limit takes seconds in 0.1..86400");
     } else if (a == "--out" && i + 1 < argc) {
       xo.out_prefix = argv[++i];
       if (xo.out_prefix.empty()) return usage("--out takes a path prefix");

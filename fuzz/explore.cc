@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "tool_support.h"
 
 namespace cgslab::harness {
 
@@ -130,60 +131,12 @@ class Walker {
   int status_ = 0;
 };
 
-struct Exit {
-  bool error = false;  // waitpid failed: the status means nothing
-  bool timed_out = false;
-  int status = 0;
-};
-
-// Waits for pid at most bound_s seconds, then kills it.
-Exit wait_bounded(pid_t pid, double bound_s) {
-  Exit e;
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(bound_s));
-  auto nap = std::chrono::microseconds(500);
-  for (;;) {
-    pid_t w = waitpid(pid, &e.status, WNOHANG);
-    if (w == pid) return e;
-    if (w < 0 && errno != EINTR) {
-      e.error = true;
-      return e;
-    }
-    if (Clock::now() >= deadline) {
-      kill(pid, SIGKILL);  // ours and unreaped: the pid cannot have been reused
-      while (waitpid(pid, &e.status, 0) < 0 && errno == EINTR) {
-      }
-      e.timed_out = true;
-      return e;
-    }
-    std::this_thread::sleep_for(nap);
-    nap = std::min(nap * 2, std::chrono::microseconds(50000));
-  }
-}
-
-std::string describe_exit(const Exit& e) {
-  if (e.error) return std::string("lost (waitpid: ") + std::strerror(errno) + ")";
-  if (e.timed_out) return "killed after its time bound";
-  if (WIFSIGNALED(e.status)) return std::string("killed by signal ") + strsignal(WTERMSIG(e.status));
-  return "exit status " + std::to_string(WEXITSTATUS(e.status));
-}
-
 // The failing run's decisions as the program's explicit schedule.
 bool failing_program(const Program& p, const Shared& sh, Program* out, std::string* why) {
   if (sh.ndecisions > kDecisionCap) return *why = "more decisions than were recorded", false;
   Program q = p;
   q.pct = false;
-  q.steps.clear();
-  const int labels = schedule_label_count(p);
-  for (uint64_t i = 0; i < sh.ndecisions; ++i) {
-    int l = sh.label[i];
-    if (l < 0 || l >= labels) return *why = "a decision ran a task with no schedule label", false;
-    if (!q.steps.empty() && q.steps.back().task == l && q.steps.back().count < 255) ++q.steps.back().count;
-    else q.steps.push_back({uint8_t(l), 1});
-  }
-  if (q.steps.size() > kMaxSteps)
-    return *why = std::to_string(q.steps.size()) + " schedule steps, more than a program holds (" +
-                  std::to_string(kMaxSteps) + ")",
-           false;
+  if (!schedule_of_decisions(p, sh.label, size_t(sh.ndecisions), &q.steps, why)) return false;
   *out = q;
   return true;
 }
@@ -227,7 +180,7 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
   }
   // One run is bounded by the scheduler's livelock detection; a minute more than the budget is
   // room for the longest, and past that the child is stuck somewhere no oracle sees.
-  Exit e = wait_bounded(pid, o.time_limit_s + 60);
+  ChildExit e = wait_bounded(pid, o.time_limit_s + 60);
   const bool clean_exit = !e.error && !e.timed_out && WIFEXITED(e.status);
   const int rc = clean_exit ? WEXITSTATUS(e.status) : -1;
   // Only our bound sends SIGKILL: another sender (the OOM killer) is no finding of the program's.
@@ -302,7 +255,7 @@ int explore(const Program& p, const std::string& name, const ExploreOptions& o) 
       exec_sim(q, ro);
       _exit(0);
     }
-    Exit re = r > 0 ? wait_bounded(r, 120) : Exit{};
+    ChildExit re = r > 0 ? wait_bounded(r, 120) : ChildExit{};
     const bool fails = r > 0 && !re.error && !re.timed_out && !(WIFEXITED(re.status) && WEXITSTATUS(re.status) == 0);
     std::printf("  replayed from %s: %s (%s); reproduce with: cgslab-prog replay%s %s\n", out.c_str(),
                 fails ? "fails" : "DOES NOT FAIL", r > 0 ? describe_exit(re).c_str() : "fork failed", no_validate,

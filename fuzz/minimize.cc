@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "program.h"
+#include "tool_support.h"
 
 extern char** environ;
 
@@ -236,22 +237,9 @@ Child run_child(const std::string& self, const std::vector<std::string>& args, c
     return c;
   }
   c.started = true;
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(bound_s));
-  auto nap = std::chrono::microseconds(200);
-  for (;;) {
-    pid_t w = waitpid(pid, &c.status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    if (Clock::now() >= deadline) {
-      kill(pid, SIGKILL);  // the child is ours and still unreaped: its pid cannot have been reused
-      while (waitpid(pid, &c.status, 0) < 0 && errno == EINTR) {
-      }
-      c.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(nap);
-    nap = std::min(nap * 2, std::chrono::microseconds(20000));
-  }
+  ChildExit e = wait_bounded(pid, bound_s);
+  c.status = e.status;
+  c.timed_out = e.timed_out;
   read_all(out_path, &c.out);
   return c;
 }
@@ -306,17 +294,7 @@ class Minimizer {
     uint64_t n;
     std::memcpy(&n, data.data(), 8);
     if (n > data.size() - 8) return *why = "more decisions than the record holds", false;
-    steps->clear();
-    const uint8_t labels = schedule_label_count(p);
-    for (uint64_t i = 0; i < n; ++i) {
-      int l = static_cast<int8_t>(data[8 + i]);
-      if (l < 0 || l >= labels) continue;  // a task with no label: none exists
-      if (!steps->empty() && steps->back().task == l && steps->back().count < 255) ++steps->back().count;
-      else steps->push_back({uint8_t(l), 1});
-    }
-    if (steps->size() > kMaxSteps)
-      return *why = std::to_string(steps->size()) + " steps, more than an explicit schedule holds", false;
-    return true;
+    return schedule_of_decisions(p, reinterpret_cast<const int8_t*>(data.data() + 8), size_t(n), steps, why);
   }
 
   uint64_t runs() const { return runs_; }
@@ -525,15 +503,6 @@ std::string without_comments(const std::string& text) {
   for (const std::string& l : lines_of(text))
     if (l.rfind("#", 0) != 0) r += l + "\n";
   return r;
-}
-
-bool parse_number(const char* s, double lo, double hi, double* out) {
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(s, &end);
-  if (!*s || *end || errno || !(v >= lo && v <= hi)) return false;
-  *out = v;
-  return true;
 }
 
 }  // namespace

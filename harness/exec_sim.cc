@@ -33,10 +33,10 @@ RunStats exec_sim(const Program& p, const RunOptions& opts) {
   World w(p, opts, kSim);
   sim::Policy pol;
   if (opts.explore) {
-    pol.explore = true;
+    pol.kind = sim::PolicyKind::kExplore;
     pol.deviations = *opts.explore;
   } else {
-    pol.pct = p.pct;
+    pol.kind = p.pct ? sim::PolicyKind::kPct : sim::PolicyKind::kExplicit;
     for (const SchedStep& s : p.steps) pol.steps.push_back({s.task, s.count});
   }
   pol.seed = p.seed;

@@ -194,6 +194,22 @@ std::vector<std::string> schedule_labels(const Program& p) {
   return l;
 }
 
+bool schedule_of_decisions(const Program& p, const int8_t* labels, size_t n, std::vector<SchedStep>* steps,
+                           std::string* why) {
+  steps->clear();
+  for (size_t i = 0; i < n; ++i) {
+    const int l = labels[i];
+    if (l < 0 || l >= schedule_label_count(p)) return *why = "a decision ran a task with no schedule label", false;
+    if (!steps->empty() && steps->back().task == l && steps->back().count < 255) ++steps->back().count;
+    else steps->push_back({uint8_t(l), 1});
+  }
+  if (steps->size() > kMaxSteps)
+    return *why = std::to_string(steps->size()) + " schedule steps, more than a program holds (" +
+                  std::to_string(kMaxSteps) + ")",
+           false;
+  return true;
+}
+
 Program decode(const uint8_t* data, size_t size, Dialect dialect) {
   size_t pos = 0;
   auto next = [&]() -> uint8_t { return pos < size ? data[pos++] : 0; };

@@ -129,6 +129,11 @@ inline uint64_t arg(const Op& op, int i) { return arg_value(op_info(op.kind).arg
 // that any run's decisions are an explicit schedule.
 std::vector<std::string> schedule_labels(const Program& p);
 inline uint8_t schedule_label_count(const Program& p) { return uint8_t(p.ntasks + 3); }
+// The explicit schedule that replays a run whose scheduling decisions (cgslab/sim.h
+// Hooks::on_decide, in order) chose these labels: the labels run-length encoded. false, with the
+// reason, for a label out of range or more steps than a program holds (kMaxSteps).
+bool schedule_of_decisions(const Program& p, const int8_t* labels, size_t n, std::vector<SchedStep>* steps,
+                           std::string* why);
 
 Program decode(const uint8_t* data, size_t size, Dialect dialect);
 std::vector<uint8_t> encode(const Program& p);

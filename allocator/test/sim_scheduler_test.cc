@@ -51,7 +51,7 @@ int worker_switches(const std::vector<int>& log) {
 
 sim::Policy pct(uint64_t seed, unsigned depth) {
   sim::Policy p;
-  p.pct = true;
+  p.kind = sim::PolicyKind::kPct;
   p.seed = seed;
   p.depth = depth;
   return p;

@@ -20,7 +20,7 @@ struct Step {
 
 // One scheduling decision: every schedule point, wait and task end after start_policy().
 struct Decision {
-  int label = -1;                 // the task chosen: its Policy::labels index; -1 when unlabelled (main)
+  int label = -1;                 // the task chosen: its Policy::labels index; -1 for a task with no label
   bool current_runnable = false;  // the deciding task could have gone on: any other choice preempts it
   uint32_t runnable = 0;          // bit i: the task labelled i could have been chosen
 };
@@ -32,12 +32,15 @@ struct Deviation {
   bool operator==(const Deviation&) const = default;
 };
 
+// explicit: the steps; when they run out, the running task continues until it waits or ends,
+// then the next task in id order. pct: priorities from seed, depth-1 change points. explore: the
+// explicit fallback with the services first, except at the deviations.
+enum class PolicyKind : uint8_t { kExplicit, kPct, kExplore };
+
 struct Policy {
-  bool pct = false;                 // else explicit (or explore)
-  std::vector<Step> steps;          // explicit: when they run out, the running task continues
-                                    // until it waits or ends, then the next task in id order
-  bool explore = false;             // the default schedule above with no steps, except at...
-  std::vector<Deviation> deviations;  // ...these decisions (ascending)
+  PolicyKind kind = PolicyKind::kExplicit;
+  std::vector<Step> steps;            // explicit
+  std::vector<Deviation> deviations;  // explore, ascending by decision
   uint64_t seed = 0;                // pct
   unsigned depth = 3;               // pct: d, so d-1 priority change points
   std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq", "main")

@@ -10,11 +10,9 @@ namespace ps = platform::sim;
 
 Result run(const Policy& policy, const Hooks& hooks, std::function<void()> main_fn) {
   ps::Policy p;
-  p.kind = policy.pct       ? ps::Policy::Kind::kPct
-           : policy.explore ? ps::Policy::Kind::kExplore
-                            : ps::Policy::Kind::kExplicit;
-  for (const Step& s : policy.steps) p.steps.push_back({s.task, s.count});
-  for (const Deviation& d : policy.deviations) p.deviations.push_back({d.decision, d.label});
+  p.kind = policy.kind;
+  p.steps = policy.steps;
+  p.deviations = policy.deviations;
   p.seed = policy.seed;
   p.depth = policy.depth;
   p.labels = policy.labels;
@@ -22,8 +20,7 @@ Result run(const Policy& policy, const Hooks& hooks, std::function<void()> main_
   h.on_switch = hooks.on_switch;
   h.on_trace = hooks.on_trace;
   h.on_fail = hooks.on_fail;
-  if (hooks.on_decide)
-    h.on_decide = [&hooks](const ps::Decision& d) { hooks.on_decide(Decision{d.label, d.current_runnable, d.runnable}); };
+  h.on_decide = hooks.on_decide;
   ps::RunResult r = ps::run(p, h, std::move(main_fn));
   return Result{r.trace_hash, r.steps, r.switches};
 }

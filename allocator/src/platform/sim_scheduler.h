@@ -31,34 +31,19 @@
 #include <string>
 #include <vector>
 
+#include "cgslab/sim.h"
 #include "sched.h"
 #include "task.h"
 
 namespace cgslab::platform::sim {
 
-struct ScheduleStep {
-  uint8_t task;   // index into Policy::labels (modulo its size)
-  uint8_t count;  // schedule points to run it for (0 counts as 1)
-};
-
-// One scheduling decision (every point, wait and task end after start_policy()), as
-// Hooks::on_decide reports it.
-struct Decision {
-  int label = -1;                 // the task chosen: its Policy::labels index; -1 when unlabelled (main)
-  bool current_runnable = false;  // the task at the decision could have gone on: any other choice
-                                  // is a preemption
-  uint32_t runnable = 0;          // bit i: the task labelled i could have been chosen
-};
-
-// explore: at decision number `decision` (counted from 0 at start_policy()), run task `label`.
-struct Deviation {
-  uint32_t decision;
-  uint8_t label;
-  bool operator==(const Deviation&) const = default;
-};
+// The schedule vocabulary is the public one (cgslab/sim.h), so that sim_api.cc passes it through.
+using ScheduleStep = ::cgslab::sim::Step;
+using Decision = ::cgslab::sim::Decision;
+using Deviation = ::cgslab::sim::Deviation;
 
 struct Policy {
-  enum class Kind : uint8_t { kExplicit, kPct, kExplore };
+  using Kind = ::cgslab::sim::PolicyKind;
   Kind kind = Kind::kExplicit;
   std::vector<ScheduleStep> steps;  // explicit
   uint64_t seed = 0;                // pct
