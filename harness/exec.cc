@@ -86,7 +86,7 @@ void World::run_task(int idx) {
     exec(t, op);
     ++ops;
     backend.set_boundary(true);
-    if (opts.validate_each_op && backend.others_quiescent()) validate("after " + print_op(op));
+    if (opts.validate_each_op && backend.others_quiescent()) validate("after", op);
     t.op = nullptr;
   }
   backend.set_boundary(false);
@@ -121,12 +121,12 @@ void World::exec(Task& t, const Op& op) {
     fail(std::string("misuse not reported: ") + print_op(op) + " should report " + error_kind_name(info.error));
 }
 
-void World::validate(const std::string& when) {
+void World::validate(const char* when, const Op& op) {
   std::string report;
   bool ok = true;
   backend.atomically([&] { ok = a->validate(&report); });
   ++validations;
-  if (!ok) fail("validate() failed " + when + ":\n" + report);
+  if (!ok) fail(std::string("validate() failed ") + when + " " + print_op(op) + ":\n" + report);
 }
 
 void World::check_settled(const std::string& when) {

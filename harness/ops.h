@@ -81,7 +81,7 @@ class World {
   RunStats stats() const;
 
   [[noreturn]] void fail(const std::string& what);
-  void validate(const std::string& when);
+  void validate(const char* when, const Op& op);  // the label "<when> <op>" is built on failure only
   // check_settled on the children of every cache the program created; call right after
   // drain() with no other task inside an operation.
   void check_settled(const std::string& when);

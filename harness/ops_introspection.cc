@@ -108,7 +108,7 @@ Outcome op_slabinfo(Task& t, const Op&) {
 }
 
 Outcome op_validate(Task& t, const Op& op) {
-  t.w->validate("by " + print_op(op));
+  t.w->validate("by", op);
   return Outcome::kDone;
 }
 

@@ -58,7 +58,12 @@ bool stamp_check(const void* p, size_t size, uint64_t v, size_t head, std::strin
 
 bool check_zeroed(const void* p, size_t n, std::string* why) {
   const auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i)
+  size_t i = 0;
+  for (uint64_t w; i + 8 <= n; i += 8) {  // a word at a time up to the first non-zero word
+    std::memcpy(&w, b + i, 8);
+    if (w) break;
+  }
+  for (; i < n; ++i)
     if (b[i]) {
       if (why) *why = fmt("__GFP_ZERO object %p (%zu bytes) has a non-zero byte at offset %zu", p, n, i);
       return false;

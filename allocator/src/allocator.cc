@@ -11,6 +11,7 @@
 #include "page_alloc.h"
 #include "platform/platform.h"
 #include "slab.h"
+#include "validate.h"
 
 namespace cgslab {
 
@@ -568,107 +569,6 @@ std::string Allocator::memory_stat(Cgroup* cg) {
 
 bool Allocator::validate(std::string* report) { return impl_->validate(report); }
 
-bool Allocator::Impl::validate(std::string* out) {
-  std::string rep;
-  bool ok = true;
-  auto fail = [&](const std::string& s) {
-    ok = false;
-    rep += s + "\n";
-  };
-  platform::MutexLock cm(memcg.cgroup_mutex);
-  platform::MutexLock sm(caches.slab_mutex);
-  platform::WriteLock cl(memcg.charge_lock);
-
-  // Caches: slab structure, child bookkeeping, array entries.
-  size_t pages_expected = 0;
-  std::vector<Cache*> all;
-  caches.for_each_root_locked([&](Cache* r) {
-    all.push_back(r);
-    MemcgCacheArray* a = r->memcg_caches.load();
-    if (!a) fail("root cache " + r->name + " has no memcg_caches array");
-    else if (a->size != memcg.nr_cache_ids())
-      fail(platform::strprintf("root cache %s: array size %d != nr_cache_ids %d", r->name.c_str(), a->size,
-                               memcg.nr_cache_ids()));
-    for (int i = 0; a && i < a->size; ++i) {
-      Cache* c = a->entries[i].load();
-      if (!is_real_cache(c)) continue;
-      if (c->root != r) fail(platform::strprintf("%s: entry %d holds a child of another root", r->name.c_str(), i));
-      if (c->state.load() != CacheState::kActive)
-        fail(platform::strprintf("%s: entry %d holds %s in state %s", r->name.c_str(), i, c->name.c_str(),
-                                 cache_state_name(c->state.load())));
-      Cgroup* cg = c->memcg.load();
-      if (!cg || !memcg.is_online(cg) || cg->kmemcg_id.load() != i)
-        fail(platform::strprintf("%s: entry %d holds %s whose cgroup is not the online owner of id %d",
-                                 r->name.c_str(), i, c->name.c_str(), i));
-    }
-    for (ListNode* n = r->children.next; n != &r->children; n = n->next) {
-      Cache* c = cache_of(n, &Cache::children_node);
-      all.push_back(c);
-      if (c->root != r) fail("child " + c->name + " on the children list of another root");
-      Cgroup* cg = c->memcg.load();
-      if (!cg) fail("child " + c->name + " has no cgroup");
-      else if (cg != memcg.root() && !memcg.is_online(cg))
-        fail("child " + c->name + " belongs to offline cgroup " + cg->path + " (not reparented)");
-      CacheState st = c->state.load();
-      if (st == CacheState::kActive && c->dead.load()) fail("active child " + c->name + " is dead");
-      if (st != CacheState::kActive && !c->dead.load()) fail("inactive child " + c->name + " is not dead");
-    }
-  });
-  for (Cache* c : all) {
-    std::string r;
-    if (!slab.validate_cache(c, &r)) fail(r);
-    auto k = slab.counts(c);
-    size_t pages = (k.slabs + k.rcu_slabs) << c->order;
-    pages_expected += pages;
-    if (!c->is_root() && size_t(c->charged_pages.load()) != pages)
-      fail(platform::strprintf("child %s: charged_pages %ld but %zu pages in slabs", c->name.c_str(),
-                               c->charged_pages.load(), pages));
-  }
-  if (pages.pages_in_use() != pages_expected)
-    fail(platform::strprintf("page allocator has %zu pages in use, caches account for %zu", pages.pages_in_use(),
-                             pages_expected));
-
-  // Cgroups: counters, charge conservation, css reference equation.
-  std::vector<Cgroup*> cgs;
-  memcg.for_each_descendant_pre(memcg.root(), [&](Cgroup* c) { cgs.push_back(c); });
-  for (Cgroup* cg : cgs) {
-    if (memcg.is_root(cg)) continue;
-    // An offline cgroup indexes its nearest online ancestor's caches (kernel: memcg_offline_kmem
-    // gives the parent's kmemcg_id to the cgroup and every descendant), never a freed id.
-    if (!memcg.is_online(cg)) {
-      Cgroup* up = cg->parent;
-      while (!memcg.is_root(up) && !memcg.is_online(up)) up = up->parent;
-      if (cg->kmemcg_id.load() != up->kmemcg_id.load())
-        fail(platform::strprintf("offline cgroup %s has kmemcg_id %d, its nearest online ancestor %s has %d",
-                                 cg->path.c_str(), cg->kmemcg_id.load(), up->path.c_str(), up->kmemcg_id.load()));
-    }
-    long usage = cg->memory.usage();
-    if (usage < 0) fail("cgroup " + cg->path + ": negative usage");
-    if (cg->memory.watermark() < usage) fail("cgroup " + cg->path + ": watermark below usage");
-    long expect = 0;
-    for (Cgroup* d : cgs)
-      if (memcg.is_descendant(d, cg)) {
-        for (ListNode* n = d->kmem_caches.next; n != &d->kmem_caches; n = n->next)
-          expect += cache_of(n, &Cache::kmem_caches_node)->charged_pages.load();
-        expect += memcg.stock_pages(d);
-      }
-    if (usage != expect)
-      fail(platform::strprintf("cgroup %s: usage %ld pages != %ld pages of slabs owned below it plus stock",
-                               cg->path.c_str(), usage, expect));
-    if (!memcg.is_online(cg) && usage != 0)
-      fail(platform::strprintf("offline cgroup %s still has %ld pages charged", cg->path.c_str(), usage));
-    long refs = memcg.is_online(cg) ? 1 : 0;
-    refs += long(cg->children.size());
-    refs += long(cg->kmem_caches.size());
-    refs += cg->attached.load() + cg->remote_scopes.load() + cg->pending_creates.load();
-    refs += memcg.stock_refs_for_validate(cg);
-    if (memcg.css_refs(cg) != refs)
-      fail(platform::strprintf("cgroup %s: css refcount %ld, expected %ld (online + children + caches + "
-                               "tasks + remote scopes + pending creations + stocks)",
-                               cg->path.c_str(), memcg.css_refs(cg), refs));
-  }
-  if (out) *out = rep;
-  return ok;
-}
+bool Allocator::Impl::validate(std::string* out) { return validate_allocator(memcg, caches, slab, pages, out); }
 
 }  // namespace cgslab

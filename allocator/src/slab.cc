@@ -9,8 +9,6 @@
 namespace cgslab {
 
 namespace {
-enum : uint8_t { kListNone = 0, kListPartial = 1, kListFull = 2 };
-PageDesc* pd_of(ListNode* n) { return container<PageDesc, &PageDesc::lru>(n); }
 size_t round_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
 }  // namespace
 
@@ -393,71 +391,9 @@ Slab::Counts Slab::counts(Cache* c) {
   return k;
 }
 
-bool Slab::validate_cache(Cache* c, std::string* out) {
-  bool ok = true;
-  auto fail = [&](const std::string& s) {
-    ok = false;
-    if (out) *out += "cache " + c->name + ": " + s + "\n";
-  };
-  for (unsigned i = 0; i < plat_.slots.size(); ++i) {
-    plat_.slots.acquire_remote(i);
-    CpuCache& cc = c->cpu[i];
-    for (unsigned k = 0; k < cc.avail; ++k) {
-      void* o = cc.entries[k];
-      if (cache_of_object(o) != c) fail(platform::strprintf("slot %u magazine holds %p of another cache", i, o));
-      else if (!has_marker(c, o)) fail(platform::strprintf("slot %u magazine object %p lacks the free marker", i, o));
-    }
-    // Deactivation only stops new objects from entering the magazines; the deactivate work
-    // empties them (shrink) before it marks the cache killed.
-    if (cc.avail && c->dead.load() && c->state.load() >= CacheState::kKilled &&
-        c->state.load() != CacheState::kDestroyFailed)
-      fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
-    plat_.slots.release(i);
-  }
+size_t Slab::pages_of(Cache* c) {
   platform::MutexLock g(c->list_lock);
-  size_t slabs = 0, empty = 0, nfree = 0;
-  auto walk = [&](ListNode* head, uint8_t list) {
-    for (ListNode* n = head->next; n != head; n = n->next) {
-      PageDesc* pd = pd_of(n);
-      ++slabs;
-      if (pd->slab_cache != c) fail("slab on the list of another cache");
-      if (pd->list != list) fail("slab list tag mismatch");
-      size_t f = 0;
-      const uintptr_t lo = reinterpret_cast<uintptr_t>(pd->addr);
-      const uintptr_t span = uintptr_t(pd->objects) * c->slot_size;
-      for (void* o = pd->freelist; o && f <= pd->objects; o = get_next(c, o)) {
-        ++f;
-        // In this slab and on an object boundary (cheaper and stricter than a page lookup).
-        uintptr_t off = reinterpret_cast<uintptr_t>(o) - lo;
-        if (off >= span || off % c->slot_size) {
-          fail(platform::strprintf("freelist of slab %p points outside it or between objects (%p)",
-                                   static_cast<void*>(pd->addr), o));
-          break;
-        }
-      }
-      if (f + pd->inuse != pd->objects)
-        fail(platform::strprintf("slab %p: %zu free + %u inuse != %u objects", static_cast<void*>(pd->addr), f,
-                                 unsigned(pd->inuse), unsigned(pd->objects)));
-      if ((f == 0) != (list == kListFull)) fail("slab on the wrong list for its free count");
-      if (pd->inuse == 0) ++empty;
-      nfree += f;
-    }
-  };
-  walk(&c->partial, kListPartial);
-  walk(&c->full, kListFull);
-  if (slabs != c->nr_slabs) fail(platform::strprintf("nr_slabs %zu but %zu on lists", c->nr_slabs, slabs));
-  if (empty != c->nr_empty) fail(platform::strprintf("nr_empty %zu but %zu empty slabs", c->nr_empty, empty));
-  if (nfree != c->nr_free) fail(platform::strprintf("nr_free %zu but %zu free objects", c->nr_free, nfree));
-  // A dead cache keeps no empty slab: its last free must be able to destroy it. The empty slabs
-  // it kept while live go only when the deactivate work shrinks it (state kKilled from then on),
-  // as in the kernel. Judged by the state, not by min_partial, which deactivation itself sets.
-  const bool dead = c->dead.load();
-  const bool shrink_pending = dead && c->state.load() == CacheState::kDeactivated;
-  const unsigned may_keep = !dead ? c->min_partial : shrink_pending ? Cache::kMinPartial : 0;
-  if (empty > may_keep)
-    fail(platform::strprintf("%zu empty slabs kept by a %s cache (at most %u)", empty,
-                             dead ? "dead" : "live", may_keep));
-  return ok;
+  return (c->nr_slabs + c->nr_rcu_slabs.load(std::memory_order_relaxed)) << c->order;
 }
 
 }  // namespace cgslab

@@ -113,6 +113,10 @@ struct Cache {
   bool is_root() const { return root == this; }
 };
 
+// PageDesc::list of a slab page: which of its cache's lists it is on (list_lock).
+enum : uint8_t { kListNone = 0, kListPartial = 1, kListFull = 2 };
+inline PageDesc* pd_of(ListNode* n) { return container<PageDesc, &PageDesc::lru>(n); }
+
 inline Cache* cache_of(ListNode* n, ListNode Cache::*m) {
   const size_t off = reinterpret_cast<size_t>(&(static_cast<Cache*>(nullptr)->*m));
   return reinterpret_cast<Cache*>(reinterpret_cast<char*>(n) - off);
@@ -177,7 +181,9 @@ class Slab {
     size_t slabs, objects, free_in_slabs, in_magazines, rcu_slabs;
   };
   Counts counts(Cache* c);  // quiescent
-  bool validate_cache(Cache* c, std::string* report);  // quiescent
+  // Pages of c's slabs, those waiting for a grace period included; list_lock only, no slot.
+  size_t pages_of(Cache* c);
+  bool validate_cache(Cache* c, std::string* report);  // quiescent; defined in validate.cc
 
   platform::Platform& plat() { return plat_; }
   bool poison = true;

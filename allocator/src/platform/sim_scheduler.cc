@@ -355,10 +355,10 @@ void point(Site site, const char* where) {
   if (!g) return;  // outside a run: nothing to schedule
   SimTask* c = g->cur;
   if (site == Site::kUnlock || site == Site::kRefPut || site == Site::kRcuReadUnlock) progress();
+  if (g->no_switch) return;  // the site is recorded by the point that may switch, not by this one
   c->site = site;
   c->where = where;
   c->site_hash = uint32_t(site) * 0x9e3779b1u ^ where_hash(where);
-  if (g->no_switch) return;
   reschedule(c);
 }
 
