@@ -280,26 +280,6 @@ void Memcg::drain_all_stock(Cgroup* subtree) {
   }
 }
 
-long Memcg::stock_pages(const Cgroup* cg) {
-  long n = 0;
-  for (unsigned i = 0; i < plat.slots.size(); ++i) {
-    plat.slots.acquire_remote(i);
-    if (stock_[i].cached == cg) n += stock_[i].nr_pages;
-    plat.slots.release(i);
-  }
-  return n;
-}
-
-long Memcg::stock_refs_for_validate(const Cgroup* cg) {
-  long n = 0;
-  for (unsigned i = 0; i < plat.slots.size(); ++i) {
-    plat.slots.acquire_remote(i);
-    if (stock_[i].cached == cg) ++n;
-    plat.slots.release(i);
-  }
-  return n;
-}
-
 void Memcg::set_max(Cgroup* cg, long nr_pages) {
   cg->memory.set_max(nr_pages);
   // kernel: memory_max_write drains stock and reclaims until usage fits (no OOM kill here).

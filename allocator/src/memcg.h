@@ -128,8 +128,12 @@ class Memcg {
   void for_each_descendant_pre(Cgroup* cg, F f) REQUIRES(cgroup_mutex);
   bool is_descendant(const Cgroup* cg, const Cgroup* ancestor) const;
   size_t nr_cgroups() const { return nr_cgroups_.load(std::memory_order_relaxed); }
-  long stock_pages(const Cgroup* cg);  // pages in stocks cached for cg (quiescent)
-  long stock_refs_for_validate(const Cgroup* cg);  // slots whose stock holds a css ref on cg
+  // The cgroup slot i's stock is cached for (it holds a css reference on it) and its pages in
+  // *nr_pages; the caller owns slot i (SlotTable::acquire_remote).
+  const Cgroup* stock_of_slot(unsigned i, long* nr_pages) const {
+    *nr_pages = stock_[i].nr_pages;
+    return stock_[i].cached;
+  }
   int nr_cache_ids() const { return nr_cache_ids_.load(std::memory_order_acquire); }
 
   platform::Platform& plat;

@@ -391,9 +391,4 @@ Slab::Counts Slab::counts(Cache* c) {
   return k;
 }
 
-size_t Slab::pages_of(Cache* c) {
-  platform::MutexLock g(c->list_lock);
-  return (c->nr_slabs + c->nr_rcu_slabs.load(std::memory_order_relaxed)) << c->order;
-}
-
 }  // namespace cgslab

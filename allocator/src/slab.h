@@ -181,9 +181,11 @@ class Slab {
     size_t slabs, objects, free_in_slabs, in_magazines, rcu_slabs;
   };
   Counts counts(Cache* c);  // quiescent
-  // Pages of c's slabs, those waiting for a grace period included; list_lock only, no slot.
-  size_t pages_of(Cache* c);
-  bool validate_cache(Cache* c, std::string* report);  // quiescent; defined in validate.cc
+  // The checks of validate (quiescent; defined in validate.cc). validate_magazine: slot i's
+  // magazine of c, the caller owns slot i. validate_slabs: c's slab lists under its list_lock;
+  // *pages = the pages of its slabs, those waiting for a grace period included.
+  bool validate_magazine(Cache* c, unsigned i, std::string* report);
+  bool validate_slabs(Cache* c, std::string* report, size_t* pages);
 
   platform::Platform& plat() { return plat_; }
   bool poison = true;

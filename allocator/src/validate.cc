@@ -27,27 +27,34 @@
 
 namespace cgslab {
 
-bool Slab::validate_cache(Cache* c, std::string* out) {
+bool Slab::validate_magazine(Cache* c, unsigned i, std::string* out) {
   bool ok = true;
   auto fail = [&](const std::string& s) {
     ok = false;
     if (out) *out += "cache " + c->name + ": " + s + "\n";
   };
-  for (unsigned i = 0; i < plat_.slots.size(); ++i) {
-    plat_.slots.acquire_remote(i);
-    CpuCache& cc = c->cpu[i];
-    for (unsigned k = 0; k < cc.avail; ++k) {
-      void* o = cc.entries[k];
-      if (PageDesc* pd = pages_.lookup(o); !pd || pd->slab_cache != c) fail(platform::strprintf("slot %u magazine holds %p of another cache", i, o));
-      else if (!has_marker(c, o)) fail(platform::strprintf("slot %u magazine object %p lacks the free marker", i, o));
-    }
-    // Deactivation only stops new objects from entering the magazines; the deactivate work
-    // empties them (shrink) before it marks the cache killed.
-    if (cc.avail && c->dead.load() && c->state.load() >= CacheState::kKilled &&
-        c->state.load() != CacheState::kDestroyFailed)
-      fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
-    plat_.slots.release(i);
+  const CpuCache& cc = c->cpu[i];
+  for (unsigned k = 0; k < cc.avail; ++k) {
+    void* o = cc.entries[k];
+    if (PageDesc* pd = pages_.lookup(o); !pd || pd->slab_cache != c)
+      fail(platform::strprintf("slot %u magazine holds %p of another cache", i, o));
+    else if (!has_marker(c, o))
+      fail(platform::strprintf("slot %u magazine object %p lacks the free marker", i, o));
   }
+  // Deactivation only stops new objects from entering the magazines; the deactivate work
+  // empties them (shrink) before it marks the cache killed.
+  if (cc.avail && c->dead.load() && c->state.load() >= CacheState::kKilled &&
+      c->state.load() != CacheState::kDestroyFailed)
+    fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
+  return ok;
+}
+
+bool Slab::validate_slabs(Cache* c, std::string* out, size_t* pages) {
+  bool ok = true;
+  auto fail = [&](const std::string& s) {
+    ok = false;
+    if (out) *out += "cache " + c->name + ": " + s + "\n";
+  };
   platform::MutexLock g(c->list_lock);
   size_t slabs = 0, empty = 0, nfree = 0;
   auto walk = [&](ListNode* head, uint8_t list) {
@@ -91,6 +98,7 @@ bool Slab::validate_cache(Cache* c, std::string* out) {
   if (empty > may_keep)
     fail(platform::strprintf("%zu empty slabs kept by a %s cache (at most %u)", empty,
                              dead ? "dead" : "live", may_keep));
+  *pages = (c->nr_slabs + c->nr_rcu_slabs.load(std::memory_order_relaxed)) << c->order;
   return ok;
 }
 
@@ -141,10 +149,25 @@ bool validate_allocator(Memcg& memcg, MemcgCaches& caches, Slab& slab, PageAlloc
       if (st != CacheState::kActive && !c->dead.load()) fail("inactive child " + c->name + " is not dead");
     }
   });
+  // Magazines and stocks slot by slot: each slot is taken once, not once per cache and cgroup.
+  platform::SlotTable& slots = slab.plat().slots;
+  std::vector<std::pair<const Cgroup*, long>> stocks;  // per slot: cached cgroup, pages
+  stocks.reserve(slots.size());
+  for (unsigned i = 0; i < slots.size(); ++i) {
+    slots.acquire_remote(i);
+    for (Cache* c : all) {
+      std::string r;
+      if (!slab.validate_magazine(c, i, &r)) fail(r);
+    }
+    long nr = 0;
+    const Cgroup* cg = memcg.stock_of_slot(i, &nr);
+    stocks.emplace_back(cg, nr);
+    slots.release(i);
+  }
   for (Cache* c : all) {
     std::string r;
-    if (!slab.validate_cache(c, &r)) fail(r);
-    size_t pages = slab.pages_of(c);
+    size_t pages = 0;
+    if (!slab.validate_slabs(c, &r, &pages)) fail(r);
     pages_expected += pages;
     if (!c->is_root() && size_t(c->charged_pages.load()) != pages)
       fail(platform::strprintf("child %s: charged_pages %ld but %zu pages in slabs", c->name.c_str(),
@@ -177,7 +200,8 @@ bool validate_allocator(Memcg& memcg, MemcgCaches& caches, Slab& slab, PageAlloc
       if (memcg.is_descendant(d, cg)) {
         for (ListNode* n = d->kmem_caches.next; n != &d->kmem_caches; n = n->next)
           expect += cache_of(n, &Cache::kmem_caches_node)->charged_pages.load();
-        expect += memcg.stock_pages(d);
+        for (const auto& [scg, nr] : stocks)
+          if (scg == d) expect += nr;
       }
     if (usage != expect)
       fail(platform::strprintf("cgroup %s: usage %ld pages != %ld pages of slabs owned below it plus stock",
@@ -188,7 +212,7 @@ bool validate_allocator(Memcg& memcg, MemcgCaches& caches, Slab& slab, PageAlloc
     refs += long(cg->children.size());
     refs += long(cg->kmem_caches.size());
     refs += cg->attached.load() + cg->remote_scopes.load() + cg->pending_creates.load();
-    refs += memcg.stock_refs_for_validate(cg);
+    for (const auto& st : stocks) refs += st.first == cg;
     if (memcg.css_refs(cg) != refs)
       fail(platform::strprintf("cgroup %s: css refcount %ld, expected %ld (online + children + caches + "
                                "tasks + remote scopes + pending creations + stocks)",
