@@ -3,7 +3,8 @@
 // is still inside; it does not wait for readers that enter after it started. call() callbacks run
 // after a grace period that covers every reader open at the call, in queue order; barrier()
 // returns only after every callback queued before it has run. The classic use: a reader never
-// sees an object that a writer unpublished and reclaimed after synchronize().
+// sees an object that a writer unpublished and reclaimed after synchronize(). A task keeps
+// reader records only for live domains.
 //
 // No duration is asserted: where a test must show that something does NOT happen while a reader
 // is inside, the reader stays inside for a while and then checks; a correct RCU can never fail
@@ -17,6 +18,7 @@
 
 #include "platform/cpu_slots.h"
 #include "platform/rcu.h"
+#include "platform/task.h"
 
 using cgslab::platform::Rcu;
 using cgslab::platform::RcuHead;
@@ -292,3 +294,24 @@ TEST_F(RcuTest, ReadersNeverSeeAnObjectReclaimedAfterSynchronize) {
 }
 
 }  // namespace
+
+// A thread that outlives many domains (a pooled worker meeting one allocator after another)
+// keeps reader records only for the domains still alive.
+TEST(RcuDomainsTest, ReaderRecordsOfDeadDomainsAreDropped) {
+  for (int i = 0; i < 50; ++i) {
+    SlotTable slots{4};
+    Rcu rcu{slots};
+    rcu.read_lock();
+    rcu.read_unlock();
+  }
+  EXPECT_LE(cgslab::platform::current_task().rcu_readers.size(), 1u);
+  SlotTable slots{4};
+  Rcu a{slots}, b{slots};
+  a.read_lock();
+  b.read_lock();
+  EXPECT_TRUE(a.in_read_section());
+  EXPECT_TRUE(b.in_read_section());
+  b.read_unlock();
+  a.read_unlock();
+  EXPECT_EQ(cgslab::platform::current_task().rcu_readers.size(), 2u);
+}

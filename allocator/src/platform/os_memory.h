@@ -2,6 +2,15 @@
 // allocator's own metadata (cache/cgroup structs, memcg_caches arrays, per-cpu arrays). Both have
 // fault injection: fail the nth next mapping / internal allocation (the harness's "fault" ops).
 // Counters of mapped bytes are kept so teardown can prove nothing is left mapped.
+//
+// Mappings given back are kept in a process-wide cache (at most kCacheBytes, shared by every
+// allocator in the process; its own lock) and handed out again instead of a fresh mmap: a
+// program that builds and tears down allocators, as the fuzz targets do per input, otherwise
+// pays an mmap and a munmap (a TLB shootdown on every cpu the process runs on) per chunk, and
+// under ThreadSanitizer fresh shadow pages that fault twice (read, then copy on write) for every
+// page it touches. A cached mapping is discarded (MADV_DONTNEED: zero on reuse, no memory held)
+// and made inaccessible (PROT_NONE), so a stale pointer into it faults as it would after munmap.
+// The counters count cached mappings as unmapped.
 #pragma once
 
 #include <atomic>
@@ -31,6 +40,8 @@ class FaultInjector {
 
 class OsMemory {
  public:
+  static constexpr size_t kCacheBytes = size_t(64) << 20;
+
   // Map `size` bytes aligned to `align` (power of two). nullptr on failure or injected fault.
   void* map_aligned(size_t size, size_t align);
   void unmap(void* p, size_t size);

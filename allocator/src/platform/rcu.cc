@@ -1,5 +1,6 @@
 #include "rcu.h"
 
+#include <algorithm>
 #include <set>
 
 #include "report.h"
@@ -72,12 +73,14 @@ Rcu::Reader* Rcu::my_reader() {
   auto& entries = current_task().rcu_readers;
   for (auto& e : entries)
     if (e.domain == this && e.uid == uid_) return static_cast<Reader*>(e.reader);
-  // A stale entry for a dead domain at the same address is replaced.
-  for (auto it = entries.begin(); it != entries.end(); ++it)
-    if (it->domain == this) {
-      entries.erase(it);
-      break;
-    }
+  // First use of this domain by this task: entries of dead domains go (a thread that outlives
+  // many allocators, such as a pooled worker, would otherwise collect one per allocator).
+  {
+    std::lock_guard<std::mutex> g(g_domains_mu);
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [&](const RcuReaderRef& e) { return e.domain == this || !live_domains().count(e.uid); }),
+                  entries.end());
+  }
   Reader* r = register_reader();
   r->nesting = 0;
   entries.push_back({uid_, this, r});
