@@ -56,36 +56,6 @@ int usage(const char* msg) {
   return 2;
 }
 
-bool read_file(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return !f.bad();
-}
-
-bool is_text_name(const std::string& path) {
-  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
-}
-
-// Loads FILE as a Program; prints a clear error and returns false on unreadable or malformed input.
-bool load(const std::string& path, Dialect d, bool text, Program* p) {
-  std::string data;
-  if (!read_file(path, &data)) {
-    std::fprintf(stderr, "cgslab-prog: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
-    return false;
-  }
-  if (text || is_text_name(path)) {
-    std::string err;
-    if (!parse(data, p, &err)) {
-      std::fprintf(stderr, "cgslab-prog: %s: %s\n", path.c_str(), err.c_str());
-      return false;
-    }
-    return true;
-  }
-  *p = decode(reinterpret_cast<const uint8_t*>(data.data()), data.size(), d);
-  return true;
-}
-
 // The decisions of one run in a shared file mapping: [u64 count][int8 label]...; the pages stay
 // in the file when the run aborts on a failure, which is the run minimize wants to read.
 struct DecisionLog {
@@ -176,14 +146,14 @@ int main(int argc, char** argv) {
   if (cmd == "decode") {
     if (files.size() != 1) return usage("decode takes one FILE");
     Program p;
-    if (!load(files[0], dialect, text, &p)) return 1;
+    if (!load_program(files[0], dialect, text, &p, "cgslab-prog")) return 1;
     std::fputs(print(p).c_str(), stdout);
     return 0;
   }
   if (cmd == "encode") {
     if (files.size() != 2) return usage("encode takes FILE and OUT");
     Program p;
-    if (!load(files[0], dialect, text, &p)) return 1;
+    if (!load_program(files[0], dialect, text, &p, "cgslab-prog")) return 1;
     std::vector<uint8_t> bytes = encode(p);
     Program back = decode(bytes.data(), bytes.size(), p.dialect);
     if (!(back == p)) {
@@ -201,7 +171,7 @@ int main(int argc, char** argv) {
   if (cmd == "explore") {
     if (files.size() != 1) return usage("explore takes one FILE");
     Program p;
-    if (!load(files[0], dialect, text, &p)) return 1;
+    if (!load_program(files[0], dialect, text, &p, "cgslab-prog")) return 1;
     xo.validate_each_op = validate;
     return explore(p, files[0], xo);
   }
@@ -214,7 +184,7 @@ int main(int argc, char** argv) {
     int status = 0;
     for (const std::string& f : files) {
       Program p;
-      if (!load(f, dialect, text, &p)) return 1;
+      if (!load_program(f, dialect, text, &p, "cgslab-prog")) return 1;
       uint64_t first = 0;
       for (long r = 0; r < repeat; ++r) {
         RunOptions o;

@@ -63,13 +63,6 @@ int usage(const char* msg) {
   return 2;
 }
 
-bool read_all(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return !f.bad();
-}
-
 bool write_all(const std::string& path, const std::string& data) {
   std::ofstream o(path, std::ios::binary | std::ios::trunc);
   o.write(data.data(), std::streamsize(data.size()));
@@ -240,7 +233,7 @@ Child run_child(const std::string& self, const std::vector<std::string>& args, c
   ChildExit e = wait_bounded(pid, bound_s);
   c.status = e.status;
   c.timed_out = e.timed_out;
-  read_all(out_path, &c.out);
+  read_file(out_path, &c.out);
   return c;
 }
 
@@ -290,7 +283,7 @@ class Minimizer {
                                 work_ + "/cand.bin"},
                         work_ + "/cand.out", bound_);
     std::string data;
-    if (!c.started || !read_all(rec, &data) || data.size() < 8) return *why = "no decisions recorded", false;
+    if (!c.started || !read_file(rec, &data) || data.size() < 8) return *why = "no decisions recorded", false;
     uint64_t n;
     std::memcpy(&n, data.data(), 8);
     if (n > data.size() - 8) return *why = "more decisions than the record holds", false;
@@ -557,24 +550,9 @@ int minimize_main(int argc, char** argv) {
   if (crash.empty()) return usage("missing CRASH file");
   const int runs = int(runs_d);
 
-  // Load: text by name or --text (malformed text is an error), else fuzz bytes (always decode).
-  std::string data;
-  if (!read_all(crash, &data)) {
-    std::fprintf(stderr, "cgslab-prog minimize: cannot read %s: %s\n", crash.c_str(), std::strerror(errno));
-    return 1;
-  }
   Program orig;
-  bool is_text = text || (crash.size() >= 4 && crash.compare(crash.size() - 4, 4, ".txt") == 0);
-  if (is_text) {
-    std::string err;
-    if (!parse(data, &orig, &err)) {
-      std::fprintf(stderr, "cgslab-prog minimize: %s: %s\n", crash.c_str(), err.c_str());
-      return 1;
-    }
-    dialect = orig.dialect;
-  } else {
-    orig = decode(reinterpret_cast<const uint8_t*>(data.data()), data.size(), dialect);
-  }
+  if (!load_program(crash, dialect, text, &orig, "cgslab-prog minimize")) return 1;
+  dialect = orig.dialect;
 
   std::string self = self_path();
   if (self.empty()) {
@@ -652,7 +630,8 @@ int minimize_main(int argc, char** argv) {
   write_all(work + "/cand.bin", bytes_of(s.cur));
   Child tr = run_child(self, {"replay", "--dialect", dialect_name(dialect), "--trace", work + "/cand.bin"},
                        work + "/cand.out", bound);
-  std::string prefix = out_prefix.empty() ? (is_text ? crash.substr(0, crash.size() - 4) : crash) + ".min" : out_prefix;
+  const bool txt_name = crash.size() >= 4 && crash.compare(crash.size() - 4, 4, ".txt") == 0;
+  std::string prefix = out_prefix.empty() ? (txt_name ? crash.substr(0, crash.size() - 4) : crash) + ".min" : out_prefix;
   std::string txt = print(s.cur);
   if (!write_all(prefix + ".bin", bytes_of(s.cur)) || !write_all(prefix + ".txt", txt) ||
       !write_all(prefix + ".trace", tr.out)) {

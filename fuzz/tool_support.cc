@@ -5,8 +5,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <sys/wait.h>
@@ -50,6 +53,31 @@ bool parse_number(const char* s, double lo, double hi, double* out) {
   double v = std::strtod(s, &end);
   if (!*s || *end || errno || !(v >= lo && v <= hi)) return false;
   *out = v;
+  return true;
+}
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return !f.bad();
+}
+
+bool load_program(const std::string& path, Dialect d, bool text, Program* p, const char* who) {
+  std::string data;
+  if (!read_file(path, &data)) {
+    std::fprintf(stderr, "%s: cannot read %s: %s\n", who, path.c_str(), std::strerror(errno));
+    return false;
+  }
+  if (text || (path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0)) {
+    std::string err;
+    if (!parse(data, p, &err)) {
+      std::fprintf(stderr, "%s: %s: %s\n", who, path.c_str(), err.c_str());
+      return false;
+    }
+    return true;
+  }
+  *p = decode(reinterpret_cast<const uint8_t*>(data.data()), data.size(), d);
   return true;
 }
 

@@ -1,11 +1,13 @@
 // tool_support.h: what cgslab-prog's commands share (minimize.cc, explore.cc, cgslab_prog.cc):
-// waiting for a child process with a time bound, and number arguments checked against a range.
-// No state; safe from any thread.
+// waiting for a child process with a time bound, number arguments checked against a range, and
+// reading a program file. No state; safe from any thread.
 #pragma once
 
 #include <string>
 
 #include <sys/types.h>
+
+#include "program.h"
 
 namespace cgslab::harness {
 
@@ -22,5 +24,11 @@ std::string describe_exit(const ChildExit& e);
 
 // A whole string that is a number in [lo, hi].
 bool parse_number(const char* s, double lo, double hi, double* out);
+
+// The whole file; false (errno set) when it cannot be read.
+bool read_file(const std::string& path, std::string* out);
+// FILE as a program: text when `text` or the name ends in .txt (malformed text is an error),
+// else fuzz bytes in dialect d (any bytes decode). On failure prints "<who>: <why>" to stderr.
+bool load_program(const std::string& path, Dialect d, bool text, Program* p, const char* who);
 
 }  // namespace cgslab::harness
