@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -46,70 +48,66 @@ struct Syncer {
   std::thread t;
 };
 
-TEST_F(RcuTest, SynchronizeWaitsForAReaderOnAnotherThread) {
+// On another thread `enter` opens a read-side section; synchronize() starts, and for kHold the
+// section stays open: synchronize() must not return before `leave` closes it.
+void expect_synchronize_waits_for(Rcu& rcu, const std::function<void()>& enter, const std::function<void()>& leave,
+                                  const char* inside) {
   std::atomic<int> phase{0};
   std::unique_ptr<Syncer> s;
-  std::thread reader([&] {
-    rcu.read_lock();
-    EXPECT_TRUE(rcu.in_read_section());
+  std::thread t([&] {
+    enter();
     phase = 1;
     while (phase.load() < 2) std::this_thread::yield();
     std::this_thread::sleep_for(kHold);
-    EXPECT_FALSE(s->done.load()) << "synchronize() returned while a reader was inside";
-    rcu.read_unlock();
-    EXPECT_FALSE(rcu.in_read_section());
+    EXPECT_FALSE(s->done.load()) << "synchronize() returned " << inside;
+    leave();
   });
   while (phase.load() < 1) std::this_thread::yield();
   s = std::make_unique<Syncer>(rcu);
   while (!s->started.load()) std::this_thread::yield();
   phase = 2;
-  reader.join();
+  t.join();
   s->join();
   EXPECT_TRUE(s->done.load());
 }
 
+TEST_F(RcuTest, SynchronizeWaitsForAReaderOnAnotherThread) {
+  expect_synchronize_waits_for(
+      rcu,
+      [&] {
+        rcu.read_lock();
+        EXPECT_TRUE(rcu.in_read_section());
+      },
+      [&] {
+        rcu.read_unlock();
+        EXPECT_FALSE(rcu.in_read_section());
+      },
+      "while a reader was inside");
+}
+
 TEST_F(RcuTest, SynchronizeWaitsForAnOwnedSlot) {
-  std::atomic<int> phase{0};
-  std::unique_ptr<Syncer> s;
-  std::thread owner([&] {
-    unsigned slot = slots.acquire();  // a first acquisition: a shared owner, no lease
-    phase = 1;
-    while (phase.load() < 2) std::this_thread::yield();
-    std::this_thread::sleep_for(kHold);
-    EXPECT_FALSE(s->done.load()) << "synchronize() returned while a slot was owned";
-    slots.release(slot);
-  });
-  while (phase.load() < 1) std::this_thread::yield();
-  s = std::make_unique<Syncer>(rcu);
-  while (!s->started.load()) std::this_thread::yield();
-  phase = 2;
-  owner.join();
-  s->join();
+  unsigned slot = 0;
+  expect_synchronize_waits_for(
+      rcu, [&] { slot = slots.acquire(); },  // a first acquisition: a shared owner, no lease
+      [&] { slots.release(slot); }, "while a slot was owned");
 }
 
 TEST_F(RcuTest, NestedReadLockEndsAtTheOutermostUnlock) {
-  std::atomic<int> phase{0};
-  std::unique_ptr<Syncer> s;
-  std::thread reader([&] {
-    rcu.read_lock();
-    rcu.read_lock();
-    rcu.read_lock();
-    rcu.read_unlock();
-    rcu.read_unlock();
-    EXPECT_TRUE(rcu.in_read_section()) << "the outer section ended at an inner unlock";
-    phase = 1;
-    while (phase.load() < 2) std::this_thread::yield();
-    std::this_thread::sleep_for(kHold);
-    EXPECT_FALSE(s->done.load()) << "synchronize() returned inside the outer read section";
-    rcu.read_unlock();
-    EXPECT_FALSE(rcu.in_read_section());
-  });
-  while (phase.load() < 1) std::this_thread::yield();
-  s = std::make_unique<Syncer>(rcu);
-  while (!s->started.load()) std::this_thread::yield();
-  phase = 2;
-  reader.join();
-  s->join();
+  expect_synchronize_waits_for(
+      rcu,
+      [&] {
+        rcu.read_lock();
+        rcu.read_lock();
+        rcu.read_lock();
+        rcu.read_unlock();
+        rcu.read_unlock();
+        EXPECT_TRUE(rcu.in_read_section()) << "the outer section ended at an inner unlock";
+      },
+      [&] {
+        rcu.read_unlock();
+        EXPECT_FALSE(rcu.in_read_section());
+      },
+      "inside the outer read section");
 }
 
 // A reader that enters after synchronize() began is not waited for (no writer starvation): with
