@@ -20,7 +20,8 @@
 # Output (--out, default bench/results/bugbench-<date>): table.md (also printed), bugbench.json,
 # survival.svg (fraction of trials that found the bug vs. seconds, one curve per row), trials.tsv,
 # and work/<row>/<trial>/ (log, crash file, decoded program). Exit status: 0 when the base row is
-# clean; 1 on a false alarm or a failed build; 2 on bad arguments.
+# clean and every trial fuzzed; 1 on a false alarm, a trial that did not fuzz or a failed build; 2
+# on bad arguments.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,7 +105,9 @@ prog=build/fuzz/fuzz/cgslab-prog
 seeds=build/fuzz/corpus/fuzz_lifecycle
 [ -n "$(ls "$seeds"/*.bin 2>/dev/null)" ] || { echo "ci/bugbench.sh: no seeds in $seeds" >&2; exit 1; }
 
-# One trial: prints "row<TAB>trial<TAB>seed<TAB>found<TAB>seconds<TAB>kind<TAB>crash file".
+# One trial: prints "row<TAB>trial<TAB>seed<TAB>found<TAB>seconds<TAB>kind<TAB>crash file"; found is
+# 1, 0, or E when libFuzzer did not fuzz (no crash and no final stats: a missing file, a bad flag),
+# which must never pass for "not found" or for a clean base row.
 run_trial() {
   local d=$1 t=$2 i=$3 bin seed=$((i + 1)) work env=() start end secs crash kind found
   work=$out/work/$d-$t/$i
@@ -114,7 +117,7 @@ run_trial() {
   start=$(date +%s.%N)
   env "${env[@]}" timeout --signal=ABRT --kill-after=30 $((cap + 120)) "$bin" "$work/corpus" "$seeds" \
     -seed="$seed" -max_total_time="$cap" -max_len=600 -timeout=30 -rss_limit_mb=4096 \
-    -dict="$(dirname "$bin")/$t.dict" -artifact_prefix="$work/" -print_final_stats=1 >"$work/log" 2>&1
+    -dict="build/fuzz/fuzz/$t.dict" -artifact_prefix="$work/" -print_final_stats=1 >"$work/log" 2>&1
   end=$(date +%s.%N)
   crash=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | head -1)
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
@@ -133,6 +136,9 @@ run_trial() {
     env "${env[@]}" timeout 60 "$prog" decode "$crash" >"$crash.txt" 2>&1
   elif grep -q 'ERROR: libFuzzer: \|ERROR: AddressSanitizer\|ThreadSanitizer' "$work/log"; then
     found=1; kind="report without a crash file"; crash=-
+  elif ! grep -q '^stat::number_of_executed_units: *[1-9]' "$work/log"; then
+    found=E; crash=-
+    kind="error: did not fuzz: $(grep -v '^INFO\|^ *$' "$work/log" | head -1 | tr '\t' ' ' | cut -c1-100)"
   fi
   rm -rf "$work/corpus"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$d-$t" "$i" "$seed" "$found" "$secs" "$kind" "${crash:--}"
@@ -152,6 +158,11 @@ for r in "${rows[@]}"; do
   done
 done
 wait
+errors=$(awk -F'\t' '$4 == "E"' "$tsv" | wc -l)
+if [ "$errors" -gt 0 ]; then
+  echo "ci/bugbench.sh: $errors trials did not fuzz (found = E in $tsv), e.g.:" >&2
+  awk -F'\t' '$4 == "E" { print "  " $1 " trial " $2 ": " $6 }' "$tsv" | head -3 >&2
+fi
 
 # The minimized program of each row's fastest crash (sim rows: cgslab-prog minimize).
 mkdir -p "$out/min"
@@ -168,5 +179,6 @@ done
 
 python3 ci/bugbench_report.py --tsv "$tsv" --min-dir "$out/min" --trials "$trials" --cap "$cap" --jobs "$jobs" --out "$out"
 status=$?
+[ "$errors" -eq 0 ] || status=1
 echo "results: $out (table.md, bugbench.json, survival.svg, trials.tsv, work/)"
 exit $status

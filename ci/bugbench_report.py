@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """bugbench_report.py: the table, JSON and survival plot of ci/bugbench.sh from its trials.tsv.
 
-trials.tsv has one line per trial: row, trial, seed, found (0/1), seconds, kind, crash file. A
-trial that found nothing is censored at the cap: it counts as the cap in the median, and its curve
-never reaches 1. Exit status 1 when a base row found anything (a false alarm), 2 on bad input.
+trials.tsv has one line per trial: row, trial, seed, found (0/1, or E for a trial in which
+libFuzzer did not fuzz), seconds, kind, crash file. A trial that found nothing is censored at the
+cap: it counts as the cap in the median, and its curve never reaches 1. A trial that did not fuzz
+counts for nothing: its row says so and is never "clean". Exit status 1 when a base row found
+anything (a false alarm) or a trial did not fuzz, 2 on bad input.
 """
 import argparse
 import json
@@ -29,10 +31,10 @@ def read_trials(path):
         fail(f"cannot read {path}: {e}")
     for n, line in enumerate(lines, 1):
         f = line.split("\t")
-        if len(f) != 7 or f[3] not in ("0", "1"):
+        if len(f) != 7 or f[3] not in ("0", "1", "E"):
             fail(f"{path}:{n}: not a trial line (row, trial, seed, found, seconds, kind, crash): {line!r}")
         try:
-            t = {"trial": int(f[1]), "seed": int(f[2]), "found": f[3] == "1", "seconds": float(f[4]),
+            t = {"trial": int(f[1]), "seed": int(f[2]), "found": f[3] == "1", "error": f[3] == "E", "seconds": float(f[4]),
                  "kind": f[5], "crash": f[6]}
         except ValueError:
             fail(f"{path}:{n}: bad number in {line!r}")
@@ -125,28 +127,35 @@ def main():
              "|---|---|---|---|---|---|---|"]
     result = {"date": str(date.today()), "trials": a.trials, "cap_seconds": a.cap, "jobs": a.jobs, "rows": []}
     false_alarm = False
+    errors = 0
     for r in order:
-        ts = sorted(rows[r], key=lambda t: t["trial"])
+        every = sorted(rows[r], key=lambda t: t["trial"])
         defect, target = r.rsplit("-", 1)
+        ts = [t for t in every if not t["error"]]
+        errors += len(every) - len(ts)
+        # A row whose trials did not all fuzz is reported as such, never as clean or not found.
+        note = f", **{len(every) - len(ts)} did not fuzz**" if len(ts) < len(every) else ""
         found = [t for t in ts if t["found"]]
-        censored = [t["seconds"] if t["found"] else a.cap for t in ts]
+        censored = [t["seconds"] if t["found"] else a.cap for t in ts] or [a.cap]
         median = statistics.median(censored)
         mx = max(t["seconds"] for t in found) if found else None
         kind = min(found, key=lambda t: t["seconds"])["kind"] if found else "-"
         size, ops = min_size(a.min_dir, defect) if target == "fuzz_lifecycle" else (None, None)
         if defect == "base":
             false_alarm |= bool(found)
-            verdict = "**FALSE ALARM**" if found else "clean"
-            table.append(f"| base | {target} | {len(found)}/{len(ts)} ({verdict}) | - | - | {kind} | - |")
+            verdict = "**FALSE ALARM**" if found else "clean" if not note else "not judged"
+            table.append(f"| base | {target} | {len(found)}/{len(ts)} ({verdict}){note} | - | - | {kind} | - |")
         else:
             med = f"{median:.1f}" if 2 * len(found) > len(ts) else f">{a.cap:g} (cap)"
-            table.append(f"| {defect} | {target} | {len(found)}/{len(ts)} | {med} | "
+            table.append(f"| {defect} | {target} | {len(found)}/{len(ts)}{note} | {med} | "
                          f"{'-' if mx is None else f'{mx:.1f}'} | {kind} | {size or '-'} |")
         result["rows"].append({"defect": defect, "target": target, "found": len(found), "trials": len(ts),
+                               "did_not_fuzz": len(every) - len(ts),
                                "median_seconds": median if 2 * len(found) > len(ts) else None,
                                "max_seconds": mx, "kind": kind, "minimized_ops": ops,
-                               "trial_results": ts})
+                               "trial_results": every})
     result["false_alarm"] = false_alarm
+    result["trials_that_did_not_fuzz"] = errors
     text = "\n".join(table) + "\n"
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(text)
@@ -156,10 +165,11 @@ def main():
     survival_svg(order, rows, a.cap, os.path.join(a.out, "survival.svg"))
     print()
     print(text, end="")
+    if errors:
+        print(f"bugbench: {errors} trials did not fuzz; their rows measure nothing")
     if false_alarm:
         print("bugbench: the base row (no defect) crashed: a false alarm of the harness")
-        return 1
-    return 0
+    return 1 if false_alarm or errors else 0
 
 
 if __name__ == "__main__":
