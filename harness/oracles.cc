@@ -249,7 +249,9 @@ bool check_stats(const AllocatorStats& s, bool quiescent, std::string* why) {
            false;
   if (s.mapped_bytes % kPageSize)
     return *why = fmt("stats(): mapped_bytes %zu is not a whole number of pages", s.mapped_bytes), false;
-  if (s.slab_pages * kPageSize > s.mapped_bytes)
+  // Two counters read one after the other: while others churn, a slab and its chunk can be freed
+  // between the two reads (a fuzz_threads base trial failed so, 1 page against 0 bytes).
+  if (quiescent && s.slab_pages * kPageSize > s.mapped_bytes)
     return *why = fmt("stats(): %zu slab pages but only %zu bytes mapped", s.slab_pages, s.mapped_bytes), false;
   if (quiescent && s.child_caches != s.children_created - s.children_freed)
     return *why = fmt("stats() at a quiescent point: %zu child caches, but %" PRIu64 " created - %" PRIu64 " freed",
