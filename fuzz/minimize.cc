@@ -630,8 +630,7 @@ int minimize_main(int argc, char** argv) {
   write_all(work + "/cand.bin", bytes_of(s.cur));
   Child tr = run_child(self, {"replay", "--dialect", dialect_name(dialect), "--trace", work + "/cand.bin"},
                        work + "/cand.out", bound);
-  const bool txt_name = crash.size() >= 4 && crash.compare(crash.size() - 4, 4, ".txt") == 0;
-  std::string prefix = out_prefix.empty() ? (txt_name ? crash.substr(0, crash.size() - 4) : crash) + ".min" : out_prefix;
+  std::string prefix = out_prefix.empty() ? (is_text_name(crash) ? crash.substr(0, crash.size() - 4) : crash) + ".min" : out_prefix;
   std::string txt = print(s.cur);
   if (!write_all(prefix + ".bin", bytes_of(s.cur)) || !write_all(prefix + ".txt", txt) ||
       !write_all(prefix + ".trace", tr.out)) {

@@ -63,13 +63,17 @@ bool read_file(const std::string& path, std::string* out) {
   return !f.bad();
 }
 
+bool is_text_name(const std::string& path) {
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0;
+}
+
 bool load_program(const std::string& path, Dialect d, bool text, Program* p, const char* who) {
   std::string data;
   if (!read_file(path, &data)) {
     std::fprintf(stderr, "%s: cannot read %s: %s\n", who, path.c_str(), std::strerror(errno));
     return false;
   }
-  if (text || (path.size() >= 4 && path.compare(path.size() - 4, 4, ".txt") == 0)) {
+  if (text || is_text_name(path)) {
     std::string err;
     if (!parse(data, p, &err)) {
       std::fprintf(stderr, "%s: %s: %s\n", who, path.c_str(), err.c_str());

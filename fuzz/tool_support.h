@@ -25,6 +25,8 @@ std::string describe_exit(const ChildExit& e);
 // A whole string that is a number in [lo, hi].
 bool parse_number(const char* s, double lo, double hi, double* out);
 
+// A program file named as text (".txt"); other files are fuzz bytes.
+bool is_text_name(const std::string& path);
 // The whole file; false (errno set) when it cannot be read.
 bool read_file(const std::string& path, std::string* out);
 // FILE as a program: text when `text` or the name ends in .txt (malformed text is an error),
