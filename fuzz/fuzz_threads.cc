@@ -12,8 +12,16 @@
 //    holds its report lock, and the callback's string formatting (instrumented inline code)
 //    would otherwise raise a second report on that lock and deadlock instead of writing the
 //    crash file.
+//  - A harness oracle's failure ends in abort(), and libFuzzer writes the crash file from its
+//    SIGABRT handler with fopen and malloc. TSan's report of that "signal-unsafe call" would run
+//    inside the handler and never return (the run then hung until killed, with no crash file), so
+//    that one report is off: the process is about to exit and its output is libFuzzer's own.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "exec.h"
@@ -29,29 +37,51 @@
 extern "C" void __tsan_ignore_thread_begin();
 CGSLAB_TSAN_HOOK const char* __tsan_default_suppressions() { return "race:__TMC_END__\n"; }
 CGSLAB_TSAN_HOOK const char* __tsan_default_options() {
-  return "halt_on_error=1:second_deadlock_stack=1";
+  return "halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0";
 }
 CGSLAB_TSAN_HOOK void __tsan_on_report(const void*) { __tsan_ignore_thread_begin(); }
 #endif
 
 namespace {
-// CGSLAB_FUZZ_SELF_TEST=race: a data race of the harness's own, so the test of the crash path
-// (a report must end the process and leave a crash file) has something real to find.
+// CGSLAB_FUZZ_SELF_TEST selects a fault of the test's own, so that the tests of the crash paths
+// have something real to find:
+//   race          a data race in the harness (a TSan report must end the run with a crash file);
+//   program:FILE  the text program FILE runs before every input (with a CGSLAB_DEFECT it fails,
+//                 and a harness oracle's abort must end the run with a crash file).
 volatile int self_test_racy_word;
-void self_test_race() {
-  const char* t = std::getenv("CGSLAB_FUZZ_SELF_TEST");
-  if (!t || std::strcmp(t, "race") != 0) return;
-  // Two sibling threads write one word with no order between them: a race on every schedule.
-  std::thread a([] { self_test_racy_word = 1; });
-  std::thread b([] { self_test_racy_word = 2; });
-  a.join();
-  b.join();
+void self_test() {
+  static const char* t = std::getenv("CGSLAB_FUZZ_SELF_TEST");
+  if (!t) return;
+  if (std::strcmp(t, "race") == 0) {
+    // Two sibling threads write one word with no order between them: a race on every schedule.
+    std::thread a([] { self_test_racy_word = 1; });
+    std::thread b([] { self_test_racy_word = 2; });
+    a.join();
+    b.join();
+    return;
+  }
+  if (std::strncmp(t, "program:", 8) == 0) {
+    std::ifstream in(t + 8);
+    std::stringstream text;
+    text << in.rdbuf();
+    cgslab::harness::Program p;
+    std::string error;
+    if (!in || !cgslab::harness::parse(text.str(), &p, &error)) {
+      std::fprintf(stderr, "CGSLAB_FUZZ_SELF_TEST: cannot load %s: %s\n", t + 8,
+                   in ? error.c_str() : "cannot read the file");
+      std::exit(2);
+    }
+    cgslab::harness::exec_threads(p, cgslab::harness::RunOptions{});
+    return;
+  }
+  std::fprintf(stderr, "CGSLAB_FUZZ_SELF_TEST=%s: expected race or program:FILE\n", t);
+  std::exit(2);
 }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cgslab::harness;
-  self_test_race();
+  self_test();
   Program p = decode(data, size, Dialect::kLifecycle);
   exec_threads(p, RunOptions{});
   return 0;
