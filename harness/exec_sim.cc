@@ -41,6 +41,7 @@ RunStats exec_sim(const Program& p, const RunOptions& opts) {
   }
   pol.seed = p.seed;
   pol.depth = p.depth;
+  pol.pct_horizon = pct_horizon(p);
   pol.labels = schedule_labels(p);
   sim::Hooks hooks;
   hooks.on_switch = opts.on_switch;

@@ -61,6 +61,8 @@ TEST(OpTable, MalformedTextIsRejectedWithTheLine) {
       {"tasks 1\nt3 yield\n", "but tasks 1"},
       {"tasks 2\nsched explicit t7*3\n", "unknown schedule label 't7'"},
       {"tasks 2\nsched pct depth=9\n", "bad pct parameter"},
+      {"tasks 2\nsched pct horizon=100\n", "bad pct parameter"},  // not a multiple of 16
+      {"tasks 2\nsched pct horizon=4096\n", "bad pct parameter"},
       {"tasks 2\nt0 cache_create size=65 flags=0 align=8\n", "bad value '65'"},
       {"dialect api\ntasks 1\nt0 double_free obj=x\n", "bad value 'x'"},
       {"dialect api\ntasks 1\nt0 bad_gfp bit=7\n", "bad value '7'"},

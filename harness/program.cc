@@ -210,6 +210,10 @@ bool schedule_of_decisions(const Program& p, const int8_t* labels, size_t n, std
   return true;
 }
 
+uint64_t pct_horizon(const Program& p) {
+  return p.horizon ? p.horizon : kPctHorizonBase + kPctHorizonPerOp * p.ops.size();
+}
+
 Program decode(const uint8_t* data, size_t size, Dialect dialect) {
   size_t pos = 0;
   auto next = [&]() -> uint8_t { return pos < size ? data[pos++] : 0; };
@@ -231,6 +235,8 @@ Program decode(const uint8_t* data, size_t size, Dialect dialect) {
   if (p.pct) {
     for (int i = 0; i < 8; ++i) p.seed |= uint64_t(next()) << (8 * i);
     p.depth = uint8_t(1 + next() % 4);
+    // Optional: inputs that end here (all of them before the horizon existed) get the derived one.
+    p.horizon = uint16_t(16 * next());
   } else {
     while (pos < size && p.steps.size() < kMaxSteps) {
       SchedStep s;
@@ -253,6 +259,7 @@ std::vector<uint8_t> encode(const Program& p) {
   if (p.pct) {
     for (int i = 0; i < 8; ++i) out.push_back(uint8_t(p.seed >> (8 * i)));
     out.push_back(uint8_t(p.depth - 1));
+    if (p.horizon) out.push_back(uint8_t(p.horizon / 16));
   } else {
     for (const SchedStep& s : p.steps) {
       out.push_back(s.task);
@@ -278,8 +285,10 @@ std::string print(const Program& p) {
   s += "tasks " + std::to_string(p.ntasks) + "\n";
   if (p.pct) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "sched pct seed=0x%016" PRIx64 " depth=%u\n", p.seed, unsigned(p.depth));
+    std::snprintf(buf, sizeof buf, "sched pct seed=0x%016" PRIx64 " depth=%u", p.seed, unsigned(p.depth));
     s += buf;
+    if (p.horizon) s += " horizon=" + std::to_string(p.horizon);
+    s += "\n";
   } else {
     s += "sched explicit";
     for (const SchedStep& st : p.steps) s += " " + label(p, st.task) + "*" + std::to_string(st.count);
@@ -324,7 +333,10 @@ bool parse(const std::string& text, Program* out, std::string* error) {
           uint64_t v = 0;
           if (w[i].rfind("seed=", 0) == 0 && parse_uint(w[i].substr(5), ~0ull, &v)) p.seed = v;
           else if (w[i].rfind("depth=", 0) == 0 && parse_uint(w[i].substr(6), 4, &v) && v >= 1) p.depth = uint8_t(v);
-          else return fail("bad pct parameter '" + w[i] + "' (seed=<u64> depth=1..4)");
+          else if (w[i].rfind("horizon=", 0) == 0 && parse_uint(w[i].substr(8), 4080, &v) && v >= 16 && v % 16 == 0)
+            p.horizon = uint16_t(v);
+          else
+            return fail("bad pct parameter '" + w[i] + "' (seed=<u64> depth=1..4 horizon=16..4080, a multiple of 16)");
         }
       } else if (w[1] == "explicit") {
         p.pct = false;

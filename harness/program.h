@@ -95,6 +95,8 @@ struct Program {
   bool pct = false;
   uint64_t seed = 0;   // pct
   uint8_t depth = 1;   // pct, 1..4
+  uint16_t horizon = 0;  // pct: change points fall in the first `horizon` steps (16..4080, a
+                         // multiple of 16); 0: sized to the program (pct_horizon)
   std::vector<SchedStep> steps;  // explicit
   std::vector<Op> ops;           // in program order; each op belongs to ops[i].task
   bool operator==(const Program&) const = default;
@@ -134,6 +136,14 @@ inline uint8_t schedule_label_count(const Program& p) { return uint8_t(p.ntasks 
 // reason, for a label out of range or more steps than a program holds (kMaxSteps).
 bool schedule_of_decisions(const Program& p, const int8_t* labels, size_t n, std::vector<SchedStep>* steps,
                            std::string* why);
+
+// The steps over which PCT draws its change points: p.horizon, or when it is 0 an estimate of the
+// steps the program's tasks take (a fixed part for the first cgroup and cache, then a few per op).
+// PCT needs the change points spread over the run: a horizon far past its end leaves most of them
+// unused, and runs are short (the seeds take 7-20 steps per op after setup).
+uint64_t pct_horizon(const Program& p);
+inline constexpr uint64_t kPctHorizonBase = 48;
+inline constexpr uint64_t kPctHorizonPerOp = 6;
 
 Program decode(const uint8_t* data, size_t size, Dialect dialect);
 std::vector<uint8_t> encode(const Program& p);

@@ -43,6 +43,7 @@ struct Policy {
   std::vector<Deviation> deviations;  // explore, ascending by decision
   uint64_t seed = 0;                // pct
   unsigned depth = 3;               // pct: d, so d-1 priority change points
+  uint64_t pct_horizon = 2048;      // pct: change points are drawn from the first horizon steps
   std::vector<std::string> labels;  // task names in schedule-index order ("t0", ..., "rcu", "wq", "main")
 };
 

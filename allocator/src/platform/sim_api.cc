@@ -15,6 +15,7 @@ Result run(const Policy& policy, const Hooks& hooks, std::function<void()> main_
   p.deviations = policy.deviations;
   p.seed = policy.seed;
   p.depth = policy.depth;
+  p.pct_horizon = policy.pct_horizon;
   p.labels = policy.labels;
   ps::Hooks h;
   h.on_switch = hooks.on_switch;
