@@ -8,10 +8,11 @@
 //    thread and clang 14's TSan instruments them; TSan names their section by its end marker,
 //    __TMC_END__. That is the one suppression. It names a linker symbol, never our code.
 //  - A report halts the process (libFuzzer must keep the input), and from the report on the
-//    reporting thread stops being checked: TSan calls libFuzzer's death callback while it still
-//    holds its report lock, and the callback's string formatting (instrumented inline code)
-//    would otherwise raise a second report on that lock and deadlock instead of writing the
-//    crash file.
+//    reporting thread stops being checked: a second report raised while the first one's locks
+//    are held would deadlock instead of ending the run.
+//  - A report ends the process from TSan's report hook: the hook writes the crash file itself
+//    (crash_dump.h) and exits. TSan's own halt runs libFuzzer's death callback with TSan's locks
+//    held, and that callback's allocations now and then blocked on them for good.
 //  - A harness oracle's failure ends in abort(), and libFuzzer writes the crash file from its
 //    SIGABRT handler with fopen and malloc. TSan's report of that "signal-unsafe call" would run
 //    inside the handler and never return (the run then hung until killed, with no crash file), so
@@ -24,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "crash_dump.h"
 #include "exec.h"
 
 #if defined(__has_feature)
@@ -39,7 +41,13 @@ CGSLAB_TSAN_HOOK const char* __tsan_default_suppressions() { return "race:__TMC_
 CGSLAB_TSAN_HOOK const char* __tsan_default_options() {
   return "halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0";
 }
-CGSLAB_TSAN_HOOK void __tsan_on_report(const void*) { __tsan_ignore_thread_begin(); }
+// TSan's exit code for a report.
+constexpr int kTsanExitCode = 66;
+CGSLAB_TSAN_HOOK void __tsan_on_report(const void*) {
+  __tsan_ignore_thread_begin();
+  // A report outside any input (none is running) halts the usual way.
+  if (cgslab::fuzz::crash_dump()) cgslab::fuzz::crash_exit(kTsanExitCode);
+}
 #endif
 
 namespace {
@@ -79,10 +87,17 @@ void self_test() {
 }
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  cgslab::fuzz::crash_dump_init(*argc, *argv);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cgslab::harness;
+  cgslab::fuzz::crash_dump_set_input(data, size);
   self_test();
   Program p = decode(data, size, Dialect::kLifecycle);
   exec_threads(p, RunOptions{});
+  cgslab::fuzz::crash_dump_set_input(nullptr, 0);
   return 0;
 }

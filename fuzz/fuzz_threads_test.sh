@@ -43,5 +43,9 @@ else
   [ $rc -ne 0 ] || fail "exit status 0 despite the race"
   grep -q "WARNING: ThreadSanitizer: data race" "$dir/log" || fail "no TSan race report"
   ls "$dir/art" | grep -q '^crash-' || fail "no crash file written"
-  echo "PASS: race reported, exit $rc, crash file $(ls "$dir/art")"
+  # Written by our report hook (crash_dump.h), named as libFuzzer names it.
+  f=$(ls "$dir/art" | grep -m1 '^crash-')
+  [ "crash-$(sha1sum <"$dir/art/$f" | cut -c1-40)" = "$f" ] || fail "crash file $f is not named by its SHA-1"
+  grep -q "Test unit written to $dir/art/$f" "$dir/log" || fail "no 'Test unit written to' line for $f"
+  echo "PASS: race reported, exit $rc, crash file $f"
 fi
