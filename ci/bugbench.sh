@@ -120,6 +120,9 @@ run_trial() {
     -dict="build/fuzz/fuzz/$t.dict" -artifact_prefix="$work/" -print_final_stats=1 >"$work/log" 2>&1
   end=$(date +%s.%N)
   crash=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | head -1)
+  # Found: the time the crash file was written, not the process end (a crash path that stalls
+  # after writing it must not count its stall).
+  [ -n "$crash" ] && end=$(stat -c %.3Y "$crash")
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
   found=0; kind=-
   if [ -n "$crash" ]; then
