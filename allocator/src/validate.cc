@@ -27,12 +27,21 @@
 
 namespace cgslab {
 
-bool Slab::validate_magazine(Cache* c, unsigned i, std::string* out) {
+namespace {
+// One cache's failures: each clears ok and, when there is an out, adds a line naming the cache.
+struct CacheFailures {
+  const Cache* c;
+  std::string* out;
   bool ok = true;
-  auto fail = [&](const std::string& s) {
+  void operator()(const std::string& s) {
     ok = false;
     if (out) *out += "cache " + c->name + ": " + s + "\n";
-  };
+  }
+};
+}  // namespace
+
+bool Slab::validate_magazine(Cache* c, unsigned i, std::string* out) {
+  CacheFailures fail{c, out};
   const CpuCache& cc = c->cpu[i];
   for (unsigned k = 0; k < cc.avail; ++k) {
     void* o = cc.entries[k];
@@ -46,15 +55,11 @@ bool Slab::validate_magazine(Cache* c, unsigned i, std::string* out) {
   if (cc.avail && c->dead.load() && c->state.load() >= CacheState::kKilled &&
       c->state.load() != CacheState::kDestroyFailed)
     fail(platform::strprintf("dead cache has %u objects in slot %u", cc.avail, i));
-  return ok;
+  return fail.ok;
 }
 
 bool Slab::validate_slabs(Cache* c, std::string* out, size_t* pages) {
-  bool ok = true;
-  auto fail = [&](const std::string& s) {
-    ok = false;
-    if (out) *out += "cache " + c->name + ": " + s + "\n";
-  };
+  CacheFailures fail{c, out};
   platform::MutexLock g(c->list_lock);
   size_t slabs = 0, empty = 0, nfree = 0;
   auto walk = [&](ListNode* head, uint8_t list) {
@@ -99,7 +104,7 @@ bool Slab::validate_slabs(Cache* c, std::string* out, size_t* pages) {
     fail(platform::strprintf("%zu empty slabs kept by a %s cache (at most %u)", empty,
                              dead ? "dead" : "live", may_keep));
   *pages = (c->nr_slabs + c->nr_rcu_slabs.load(std::memory_order_relaxed)) << c->order;
-  return ok;
+  return fail.ok;
 }
 
 bool validate_allocator(Memcg& memcg, MemcgCaches& caches, Slab& slab, PageAlloc& pages, std::string* out) {
