@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
             runs=$2; shift 2 ;;
     --depth) [[ "${2:-}" =~ ^[1-4]$ ]] || { echo "bench/pct_hits.sh: --depth needs 1..4" >&2; usage; }
              depths+=("$2"); shift 2 ;;
-    --horizon) [ "${2:-}" = derived ] || { [[ "${2:-}" =~ ^[0-9]+$ ]] && [ "$2" -ge 16 ] && [ "$2" -le 4080 ] && [ $(("$2" % 16)) = 0 ]; } ||
+    --horizon) [ "${2:-}" = derived ] || { [[ "${2:-}" =~ ^[1-9][0-9]{1,3}$ ]] && [ "$2" -ge 16 ] && [ "$2" -le 4080 ] && [ $(("$2" % 16)) = 0 ]; } ||
                  { echo "bench/pct_hits.sh: --horizon needs 'derived' or 16..4080, a multiple of 16" >&2; usage; }
                horizons+=("$2"); shift 2 ;;
     -h|--help) usage ;;
@@ -45,6 +45,12 @@ tasks=$(grep -m1 '^tasks ' "$file") || { echo "bench/pct_hits.sh: $file has no '
 dialect=$(grep -m1 '^dialect ' "$file" || echo "dialect lifecycle")
 ops=$(grep '^t[0-9]' "$file")
 [ -n "$ops" ] || { echo "bench/pct_hits.sh: $file has no operations" >&2; exit 1; }
+# A misspelled defect must not turn every run into a hit: the replay refuses it (status 2).
+if ! err=$(CGSLAB_DEFECT=$defect timeout 60 "$prog" replay --no-validate "$file" 2>&1 >/dev/null) &&
+   grep -q "unknown CGSLAB_DEFECT" <<<"$err"; then
+  echo "bench/pct_hits.sh: $(grep -m1 "unknown CGSLAB_DEFECT" <<<"$err")" >&2
+  exit 2
+fi
 status=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,7 +66,12 @@ for h in "${horizons[@]}"; do
       [ $rc = 0 ] && continue
       [ $rc = 124 ] && { timeouts+=($seed); continue; }
       # A hit must pass with the defect off; one that fails there too is not the defect's.
-      if timeout 60 "$prog" replay "$tmp/p.txt" >/dev/null 2>&1; then hits=$((hits + 1)); else not_defect+=($seed); fi
+      env -u CGSLAB_DEFECT timeout 60 "$prog" replay "$tmp/p.txt" >/dev/null 2>&1
+      case $? in
+        0) hits=$((hits + 1)) ;;
+        124) timeouts+=($seed) ;;
+        *) not_defect+=($seed) ;;
+      esac
     done
     printf '%s depth=%s horizon=%s: %d/%d runs fail\n' "$defect" "$d" "$h" "$hits" "$runs"
     if [ ${#not_defect[@]} -gt 0 ]; then

@@ -12,8 +12,9 @@ namespace cgslab::fuzz {
 namespace {
 
 constexpr size_t kPathMax = 4096;
-char g_prefix[kPathMax];  // artifact prefix, or the exact path when g_exact
-bool g_exact = false;
+char g_prefix[kPathMax];  // -artifact_prefix (libFuzzer: the last one given)
+char g_exact[kPathMax];   // -exact_artifact_path; when set it is the file's whole path
+bool g_too_long = false;  // a path that does not fit: write nothing rather than elsewhere
 const uint8_t* volatile g_data = nullptr;
 volatile size_t g_size = 0;
 
@@ -22,9 +23,11 @@ CGSLAB_RAW size_t raw_len(const char* s) {
   while (s[n]) ++n;
   return n;
 }
-CGSLAB_RAW void raw_append(char* dst, size_t cap, size_t* len, const char* s) {
+// False when s did not fit (dst then holds what did).
+CGSLAB_RAW bool raw_append(char* dst, size_t cap, size_t* len, const char* s) {
   for (; *s && *len + 1 < cap; ++s) dst[(*len)++] = *s;
   dst[*len] = 0;
+  return *s == 0;
 }
 CGSLAB_RAW void raw_write_all(int fd, const char* s, size_t n) {
   while (n > 0) {
@@ -86,16 +89,21 @@ CGSLAB_RAW void sha1_hex(const uint8_t* data, size_t size, char out[41]) {
 }
 
 void crash_dump_init(int argc, char** argv) {
+  // libFuzzer's flag rules: the last occurrence wins, an empty exact path is no exact path, and
+  // nothing after -ignore_remaining_args=1 is a flag.
+  g_prefix[0] = g_exact[0] = 0;
+  g_too_long = false;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
-    bool exact = starts_with(a, "-exact_artifact_path=");
-    if (!exact && !starts_with(a, "-artifact_prefix=")) continue;
-    const char* v = a + raw_len(exact ? "-exact_artifact_path=" : "-artifact_prefix=");
+    if (starts_with(a, "-ignore_remaining_args=1")) break;
+    char* dst = starts_with(a, "-exact_artifact_path=") ? g_exact
+                : starts_with(a, "-artifact_prefix=")   ? g_prefix
+                                                        : nullptr;
+    if (!dst) continue;
+    const char* v = a + raw_len(dst == g_exact ? "-exact_artifact_path=" : "-artifact_prefix=");
     size_t len = 0;
-    g_prefix[0] = 0;
-    raw_append(g_prefix, sizeof g_prefix, &len, v);
-    g_exact = exact;
-    if (exact) break;  // libFuzzer: the exact path wins over the prefix
+    dst[0] = 0;
+    if (!raw_append(dst, kPathMax, &len, v)) g_too_long = true;
   }
 }
 
@@ -107,37 +115,37 @@ CGSLAB_RAW void crash_dump_set_input(const uint8_t* data, size_t size) {
 CGSLAB_RAW bool crash_dump() {
   const uint8_t* data = g_data;
   size_t size = g_size;
-  bool ok = false;
-  if (data) {
-    char path[kPathMax + 64];
-    size_t len = 0;
-    path[0] = 0;
-    raw_append(path, sizeof path, &len, g_prefix);
-    if (!g_exact) {
-      char hex[41];
-      sha1_hex(data, size, hex);
-      raw_append(path, sizeof path, &len, "crash-");
-      raw_append(path, sizeof path, &len, hex);
-    }
-    long fd = syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      raw_write_all(int(fd), reinterpret_cast<const char*>(data), size);
-      syscall(SYS_close, fd);
-      const char* pre = g_exact ? "" : g_prefix;
-      raw_write_all(2, "artifact_prefix='", 17);
-      raw_write_all(2, pre, raw_len(pre));
-      raw_write_all(2, "'; Test unit written to ", 24);
-      raw_write_all(2, path, len);
-      raw_write_all(2, "\n", 1);
-      ok = true;
-    } else {
-      static const char kMsg[] = "cgslab fuzz: cannot write the crash file ";
-      raw_write_all(2, kMsg, sizeof kMsg - 1);
-      raw_write_all(2, path, len);
-      raw_write_all(2, "\n", 1);
-    }
+  if (!data) return false;
+  char path[kPathMax + 64];
+  size_t len = 0;
+  path[0] = 0;
+  bool fits = !g_too_long;
+  if (g_exact[0]) {
+    fits &= raw_append(path, sizeof path, &len, g_exact);
+  } else {
+    char hex[41];
+    sha1_hex(data, size, hex);
+    fits &= raw_append(path, sizeof path, &len, g_prefix);
+    fits &= raw_append(path, sizeof path, &len, "crash-");
+    fits &= raw_append(path, sizeof path, &len, hex);
   }
-  return ok;
+  long fd = fits ? syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+  if (fd < 0) {
+    static const char kMsg[] = "cgslab fuzz: cannot write the crash file ";
+    raw_write_all(2, kMsg, sizeof kMsg - 1);
+    raw_write_all(2, path, len);
+    raw_write_all(2, fits ? "\n" : "... (path too long)\n", fits ? 1 : 21);
+    return false;
+  }
+  raw_write_all(int(fd), reinterpret_cast<const char*>(data), size);
+  syscall(SYS_close, fd);
+  const char* pre = g_exact[0] ? "" : g_prefix;
+  raw_write_all(2, "artifact_prefix='", 17);
+  raw_write_all(2, pre, raw_len(pre));
+  raw_write_all(2, "'; Test unit written to ", 24);
+  raw_write_all(2, path, len);
+  raw_write_all(2, "\n", 1);
+  return true;
 }
 
 CGSLAB_RAW void crash_exit(int code) {

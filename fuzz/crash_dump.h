@@ -19,7 +19,8 @@
 
 namespace cgslab::fuzz {
 
-// Reads -artifact_prefix= and -exact_artifact_path= from libFuzzer's command line.
+// Reads -artifact_prefix= and -exact_artifact_path= from libFuzzer's command line (again on each
+// call: a call forgets the last one's paths).
 void crash_dump_init(int argc, char** argv);
 // The input libFuzzer is running now (data stays valid until the callback returns); null: none.
 void crash_dump_set_input(const uint8_t* data, size_t size);

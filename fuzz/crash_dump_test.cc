@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace cgslab::fuzz {
 namespace {
@@ -27,6 +28,9 @@ TEST(CrashDump, Sha1MatchesTheStandardVectors) {
   EXPECT_EQ(sha1_of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
   EXPECT_EQ(sha1_of(std::string(1000, 'a')), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+  // A whole block, and one byte short of the two-block padding.
+  EXPECT_EQ(sha1_of(std::string(64, 'a')), "0098ba824b5c16427bd7a1122a5a442a25ec644d");
+  EXPECT_EQ(sha1_of(std::string(55, 'a')), "c1c8bbdc22796e28c0e15163d20899b65621d65a");
 }
 
 std::string read_all(const std::string& path) {
@@ -46,11 +50,14 @@ class CrashDumpFiles : public ::testing::Test {
     std::string cmd = "rm -rf '" + dir_ + "'";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
-  void init(const std::string& flag) {
-    std::string prog = "fuzz_threads", corpus = "corpus", other = "-max_len=600";
-    char* argv[] = {prog.data(), corpus.data(), other.data(), const_cast<char*>(flag.c_str()), nullptr};
-    crash_dump_init(4, argv);
+  void init(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"fuzz_threads", "corpus", "-max_len=600"});
+    std::vector<char*> argv;
+    for (std::string& f : flags) argv.push_back(f.data());
+    argv.push_back(nullptr);
+    crash_dump_init(int(flags.size()), argv.data());
   }
+  void init(const std::string& flag) { init(std::vector<std::string>{flag}); }
   std::string dir_;
 };
 
@@ -68,6 +75,28 @@ TEST_F(CrashDumpFiles, TheExactArtifactPathWins) {
   crash_dump_set_input(reinterpret_cast<const uint8_t*>(input.data()), input.size());
   ASSERT_TRUE(crash_dump());
   EXPECT_EQ(read_all(dir_ + "/the-crash"), input);
+}
+
+TEST_F(CrashDumpFiles, FlagsFollowLibFuzzersRules) {
+  const std::string input = "abc";
+  crash_dump_set_input(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  // The exact path wins over a prefix in either order; the last of each flag counts; an empty
+  // exact path is none; nothing after -ignore_remaining_args=1 is a flag.
+  init({"-exact_artifact_path=" + dir_ + "/first", "-artifact_prefix=" + dir_ + "/p-",
+        "-exact_artifact_path=" + dir_ + "/last"});
+  ASSERT_TRUE(crash_dump());
+  EXPECT_EQ(read_all(dir_ + "/last"), input);
+  EXPECT_EQ(read_all(dir_ + "/first"), "");
+  init({"-exact_artifact_path=", "-artifact_prefix=" + dir_ + "/q-", "-ignore_remaining_args=1",
+        "-artifact_prefix=" + dir_ + "/r-"});
+  ASSERT_TRUE(crash_dump());
+  EXPECT_EQ(read_all(dir_ + "/q-crash-" + sha1_of(input)), input);
+}
+
+TEST_F(CrashDumpFiles, APathTooLongIsRefusedNotCut) {
+  init("-artifact_prefix=" + dir_ + "/" + std::string(5000, 'x'));
+  crash_dump_set_input(reinterpret_cast<const uint8_t*>("a"), 1);
+  EXPECT_FALSE(crash_dump());
 }
 
 TEST_F(CrashDumpFiles, NoInputRunningWritesNothing) {
