@@ -161,11 +161,6 @@ for r in "${rows[@]}"; do
   done
 done
 wait
-errors=$(awk -F'\t' '$4 == "E"' "$tsv" | wc -l)
-if [ "$errors" -gt 0 ]; then
-  echo "ci/bugbench.sh: $errors trials did not fuzz (found = E in $tsv), e.g.:" >&2
-  awk -F'\t' '$4 == "E" { print "  " $1 " trial " $2 ": " $6 }' "$tsv" | head -3 >&2
-fi
 
 # The minimized program of each row's fastest crash (sim rows: cgslab-prog minimize).
 mkdir -p "$out/min"
@@ -182,6 +177,5 @@ done
 
 python3 ci/bugbench_report.py --tsv "$tsv" --min-dir "$out/min" --trials "$trials" --cap "$cap" --jobs "$jobs" --out "$out"
 status=$?
-[ "$errors" -eq 0 ] || status=1
 echo "results: $out (table.md, bugbench.json, survival.svg, trials.tsv, work/)"
 exit $status

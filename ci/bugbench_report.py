@@ -127,12 +127,12 @@ def main():
              "|---|---|---|---|---|---|---|"]
     result = {"date": str(date.today()), "trials": a.trials, "cap_seconds": a.cap, "jobs": a.jobs, "rows": []}
     false_alarm = False
-    errors = 0
+    errors = []
     for r in order:
         every = sorted(rows[r], key=lambda t: t["trial"])
         defect, target = r.rsplit("-", 1)
         ts = [t for t in every if not t["error"]]
-        errors += len(every) - len(ts)
+        errors += [(r, t) for t in every if t["error"]]
         # A row whose trials did not all fuzz is reported as such, never as clean or not found.
         note = f", **{len(every) - len(ts)} did not fuzz**" if len(ts) < len(every) else ""
         found = [t for t in ts if t["found"]]
@@ -155,7 +155,7 @@ def main():
                                "max_seconds": mx, "kind": kind, "minimized_ops": ops,
                                "trial_results": every})
     result["false_alarm"] = false_alarm
-    result["trials_that_did_not_fuzz"] = errors
+    result["trials_that_did_not_fuzz"] = len(errors)
     text = "\n".join(table) + "\n"
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(text)
@@ -166,7 +166,9 @@ def main():
     print()
     print(text, end="")
     if errors:
-        print(f"bugbench: {errors} trials did not fuzz; their rows measure nothing")
+        print(f"bugbench: {len(errors)} trials did not fuzz (found = E in {a.tsv}); their rows measure nothing, e.g.:")
+        for r, t in errors[:3]:
+            print(f"  {r} trial {t['trial']}: {t['kind']}")
     if false_alarm:
         print("bugbench: the base row (no defect) crashed: a false alarm of the harness")
     return 1 if false_alarm or errors else 0

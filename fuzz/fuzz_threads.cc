@@ -20,13 +20,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <string>
 #include <thread>
 
 #include "crash_dump.h"
 #include "exec.h"
+#include "tool_support.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -69,16 +67,10 @@ void self_test() {
     return;
   }
   if (std::strncmp(t, "program:", 8) == 0) {
-    std::ifstream in(t + 8);
-    std::stringstream text;
-    text << in.rdbuf();
     cgslab::harness::Program p;
-    std::string error;
-    if (!in || !cgslab::harness::parse(text.str(), &p, &error)) {
-      std::fprintf(stderr, "CGSLAB_FUZZ_SELF_TEST: cannot load %s: %s\n", t + 8,
-                   in ? error.c_str() : "cannot read the file");
+    if (!cgslab::harness::load_program(t + 8, cgslab::harness::Dialect::kLifecycle, /*text=*/true, &p,
+                                       "CGSLAB_FUZZ_SELF_TEST"))
       std::exit(2);
-    }
     cgslab::harness::exec_threads(p, cgslab::harness::RunOptions{});
     return;
   }

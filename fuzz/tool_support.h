@@ -1,4 +1,5 @@
-// tool_support.h: what cgslab-prog's commands share (minimize.cc, explore.cc, cgslab_prog.cc):
+// tool_support.h: what cgslab-prog's commands share (minimize.cc, explore.cc, cgslab_prog.cc),
+// and fuzz_threads' self-test its program loader:
 // waiting for a child process with a time bound, number arguments checked against a range, and
 // reading a program file. No state; safe from any thread.
 #pragma once

@@ -140,7 +140,7 @@ bool schedule_of_decisions(const Program& p, const int8_t* labels, size_t n, std
 // The steps over which PCT draws its change points: p.horizon, or when it is 0 an estimate of the
 // steps the program's tasks take (a fixed part for the first cgroup and cache, then a few per op).
 // PCT needs the change points spread over the run: a horizon far past its end leaves most of them
-// unused, and runs are short (the seeds take 7-20 steps per op after setup).
+// unused, and runs are short (a seed's tasks took 7-20 steps per op after setup, counted once).
 uint64_t pct_horizon(const Program& p);
 inline constexpr uint64_t kPctHorizonBase = 48;
 inline constexpr uint64_t kPctHorizonPerOp = 6;
